@@ -1,0 +1,227 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ManagedSecretSpec is the intent for one secret: where its first value comes from, where it is
+// projected, and how it is rotated. A value never appears here.
+// +kubebuilder:validation:XValidation:rule="!(has(self.generate) && has(self.fromSecret))",message="set at most one value source: either generate or fromSecret, not both"
+type ManagedSecretSpec struct {
+	// description of the secret, up to 2048 characters.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Description string `json:"description,omitempty"`
+
+	// tags follow AWS's tag rules: at most 50, unique keys of 1-128 characters that do not start
+	// with "aws:", values of up to 256 characters.
+	// +optional
+	// +listType=map
+	// +listMapKey=key
+	// +kubebuilder:validation:MaxItems=50
+	Tags []Tag `json:"tags,omitempty"`
+
+	// kmsKeyRef names the key-encryption key for new versions; empty means the operator's default.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	KMSKeyRef string `json:"kmsKeyRef,omitempty"`
+
+	// generate creates the first value: a JSON object of the fixed fields plus a random password.
+	// +optional
+	Generate *GenerateSource `json:"generate,omitempty"`
+
+	// fromSecret imports an existing Secret's data, once, as the first value.
+	// +optional
+	FromSecret *LocalObjectReference `json:"fromSecret,omitempty"`
+
+	// target describes the Kubernetes Secret the AWSCURRENT version is projected into.
+	// +optional
+	Target *TargetSpec `json:"target,omitempty"`
+
+	// rotation attaches a RotationPolicy.
+	// +optional
+	Rotation *RotationSpec `json:"rotation,omitempty"`
+
+	// recoveryWindowDays is how long a deleted secret can be restored, 7-30 days (default 30).
+	// +optional
+	// +kubebuilder:validation:Minimum=7
+	// +kubebuilder:validation:Maximum=30
+	RecoveryWindowDays *int32 `json:"recoveryWindowDays,omitempty"`
+}
+
+// Tag is an AWS-style tag.
+type Tag struct {
+	// key of the tag: 1-128 letters, digits, spaces and _ . : / = + - @, not starting with "aws:".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[\\\\p{L}\\\\p{Z}\\\\p{N}_.:/=+\\\\-@]+$')",message="tag keys may contain only letters, digits, spaces and _ . : / = + - @"
+	// +kubebuilder:validation:XValidation:rule="!self.lowerAscii().startsWith('aws:')",message="tag keys starting with aws: are reserved"
+	Key string `json:"key"`
+
+	// value of the tag, up to 256 characters.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[\\\\p{L}\\\\p{Z}\\\\p{N}_.:/=+\\\\-@]*$')",message="tag values may contain only letters, digits, spaces and _ . : / = + - @"
+	Value string `json:"value,omitempty"`
+}
+
+// GenerateSource describes a generated first value: a JSON object holding the fixed fields and a
+// password made with GetRandomPassword's rules.
+type GenerateSource struct {
+	// fields are fixed, non-secret entries of the JSON value, such as engine, host, port, username
+	// and dbname.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	Fields map[string]string `json:"fields,omitempty"`
+
+	// passwordKey is the JSON field that holds the generated password (default "password").
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	PasswordKey string `json:"passwordKey,omitempty"`
+
+	// passwordPolicy sets how the password is generated.
+	// +optional
+	PasswordPolicy *PasswordPolicy `json:"passwordPolicy,omitempty"`
+}
+
+// TargetSpec describes the projected Secret.
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || (self.type != 'kubernetes.io/service-account-token' && self.type != 'bootstrap.kubernetes.io/token')",message="target.type may not be kubernetes.io/service-account-token or bootstrap.kubernetes.io/token: those Secrets grant cluster credentials"
+type TargetSpec struct {
+	// name of the projected Secret (default: the ManagedSecret's name). It must be a valid Secret
+	// name, and no Secret of that name may exist unless this ManagedSecret created it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="target.name must be a valid Secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+	Name string `json:"name,omitempty"`
+
+	// type of the projected Secret (default Opaque).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Type string `json:"type,omitempty"`
+
+	// labels added to the projected Secret.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// annotations added to the projected Secret.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	// key, when set, puts the whole value under this one key instead of one key per top-level JSON
+	// field. A value that is not a JSON object always goes under one key (default "value").
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// RotationSpec attaches a RotationPolicy.
+type RotationSpec struct {
+	// policyRef names a RotationPolicy in the same namespace.
+	// +required
+	PolicyRef LocalObjectReference `json:"policyRef"`
+}
+
+// VersionSummary is one version and its staging labels, as in DescribeSecret's VersionIdsToStages.
+type VersionSummary struct {
+	// versionId of the version.
+	VersionID string `json:"versionId"`
+	// stages attached to the version.
+	// +optional
+	// +listType=atomic
+	Stages []string `json:"stages,omitempty"`
+	// createdTime of the version.
+	// +optional
+	CreatedTime *metav1.Time `json:"createdTime,omitempty"`
+}
+
+// ManagedSecretStatus is everything the operator knows about a ManagedSecret. It never holds a
+// value or a hash of one.
+type ManagedSecretStatus struct {
+	// conditions: Ready, and more as rotation and deletion arrive.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// id is a stable, ARN-like identifier with a random 6-character suffix; a re-created
+	// ManagedSecret of the same name gets a new one.
+	// +optional
+	ID string `json:"id,omitempty"`
+
+	// currentVersionId holds AWSCURRENT.
+	// +optional
+	CurrentVersionID string `json:"currentVersionId,omitempty"`
+	// pendingVersionId holds AWSPENDING.
+	// +optional
+	PendingVersionID string `json:"pendingVersionId,omitempty"`
+	// previousVersionId holds AWSPREVIOUS.
+	// +optional
+	PreviousVersionID string `json:"previousVersionId,omitempty"`
+
+	// versions lists the labelled versions, newest first (at most 20, as at most 20 labels exist).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	Versions []VersionSummary `json:"versions,omitempty"`
+
+	// targetSecretName is the Secret the value is projected into.
+	// +optional
+	TargetSecretName string `json:"targetSecretName,omitempty"`
+
+	// lastChangedTime is when the value or its labels last changed.
+	// +optional
+	LastChangedTime *metav1.Time `json:"lastChangedTime,omitempty"`
+	// lastRotatedTime is when a rotation last completed.
+	// +optional
+	LastRotatedTime *metav1.Time `json:"lastRotatedTime,omitempty"`
+	// nextRotationTime is when the next rotation is due.
+	// +optional
+	NextRotationTime *metav1.Time `json:"nextRotationTime,omitempty"`
+	// deletionTime is when a secret marked for deletion is purged.
+	// +optional
+	DeletionTime *metav1.Time `json:"deletionTime,omitempty"`
+}
+
+// ManagedSecret is a secret kept as encrypted, versioned records with AWS's staging labels, whose
+// AWSCURRENT version is projected into a Kubernetes Secret.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=msec,categories=secretsmanager
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Current",type=string,JSONPath=`.status.currentVersionId`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.targetSecretName`,priority=1
+// +kubebuilder:printcolumn:name="Changed",type=date,JSONPath=`.status.lastChangedTime`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ManagedSecret struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec ManagedSecretSpec `json:"spec"`
+
+	// status is the observed state.
+	// +optional
+	Status ManagedSecretStatus `json:"status,omitempty"`
+}
+
+// ManagedSecretList is a list of ManagedSecrets.
+// +kubebuilder:object:root=true
+type ManagedSecretList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ManagedSecret `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ManagedSecret{}, &ManagedSecretList{})
+}

@@ -1,0 +1,157 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Rotation strategies.
+const (
+	StrategyPassword                   = "password"
+	StrategyPostgreSQLSingleUser       = "postgresql-single-user"
+	StrategyPostgreSQLAlternatingUsers = "postgresql-alternating-users"
+	StrategyMySQLSingleUser            = "mysql-single-user"
+	StrategyMySQLAlternatingUsers      = "mysql-alternating-users"
+	StrategyCustom                     = "custom"
+)
+
+// RotationPolicySpec says when and how the ManagedSecrets that reference it are rotated.
+// +kubebuilder:validation:XValidation:rule="!(self.strategy in ['postgresql-alternating-users', 'mysql-alternating-users']) || has(self.superuserSecretRef)",message="alternating-users strategies need superuserSecretRef: the ManagedSecret whose credentials create the clone user"
+// +kubebuilder:validation:XValidation:rule="self.strategy != 'custom' || (has(self.pod) && has(self.pod.image))",message="the custom strategy needs pod.image: the image that performs setSecret and testSecret"
+type RotationPolicySpec struct {
+	// schedule of the rotations.
+	// +required
+	Schedule RotationSchedule `json:"schedule"`
+
+	// strategy is how the new value is put into effect: password, postgresql-single-user,
+	// postgresql-alternating-users, mysql-single-user, mysql-alternating-users or custom.
+	// +required
+	// +kubebuilder:validation:Enum=password;postgresql-single-user;postgresql-alternating-users;mysql-single-user;mysql-alternating-users;custom
+	Strategy string `json:"strategy"`
+
+	// passwordPolicy for the new passwords (GetRandomPassword's parameters and defaults).
+	// +optional
+	PasswordPolicy *PasswordPolicy `json:"passwordPolicy,omitempty"`
+
+	// superuserSecretRef names the ManagedSecret whose credentials the alternating-users strategies
+	// use to create and alter the clone user.
+	// +optional
+	SuperuserSecretRef *LocalObjectReference `json:"superuserSecretRef,omitempty"`
+
+	// pod settings for the rotation Jobs.
+	// +optional
+	Pod *RotationPodSpec `json:"pod,omitempty"`
+
+	// attempts is how many times a rotation Job's pod may be tried, 1-10 (default 3).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	Attempts *int32 `json:"attempts,omitempty"`
+
+	// suspend stops new rotations without deleting anything.
+	// +optional
+	Suspend *bool `json:"suspend,omitempty"`
+}
+
+// RotationSchedule is AWS's RotationRules: a cron expression or every N days, a time zone and a
+// window.
+// +kubebuilder:validation:XValidation:rule="has(self.cron) != has(self.everyDays)",message="set exactly one of schedule.cron or schedule.everyDays"
+type RotationSchedule struct {
+	// cron is a five-field cron expression (minute hour day-of-month month day-of-week).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^\\\\s*\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s*$') && self.matches('^[0-9A-Za-z*/,?#L \\\\-]+$')",message="schedule.cron must be a five-field cron expression: minute hour day-of-month month day-of-week, for example '0 3 * * 0'"
+	Cron string `json:"cron,omitempty"`
+
+	// everyDays rotates every N days, 1-1000, counted from the last rotation (AWS's
+	// AutomaticallyAfterDays and rate(N days)).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	EveryDays *int32 `json:"everyDays,omitempty"`
+
+	// timeZone is an IANA time zone name for the cron expression (default UTC).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(UTC|[A-Za-z]+(/[A-Za-z0-9_+\\\\-]+)+)$')",message="schedule.timeZone must be an IANA time zone name such as Europe/Berlin or UTC"
+	TimeZone string `json:"timeZone,omitempty"`
+
+	// window is how long after the scheduled time a rotation may still start, like AWS's Duration:
+	// 1h to 24h.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([1-9]|1[0-9]|2[0-4])h$')",message="schedule.window must be a whole number of hours from 1h to 24h, such as 3h"
+	Window string `json:"window,omitempty"`
+}
+
+// RotationPodSpec holds settings for rotation pods.
+type RotationPodSpec struct {
+	// image that runs the rotation (default: the operator's own image).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Image string `json:"image,omitempty"`
+	// resources of the rotation container.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	// serviceAccountName for the rotation pod (its token is never mounted).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// nodeSelector for the rotation pod.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// tolerations for the rotation pod.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// timeoutSeconds bounds one rotation Job (its activeDeadlineSeconds), 10-86400 (default 600).
+	// +optional
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=86400
+	TimeoutSeconds *int64 `json:"timeoutSeconds,omitempty"`
+}
+
+// RotationPolicyStatus is the observed state of a RotationPolicy.
+type RotationPolicyStatus struct {
+	// conditions: Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+}
+
+// RotationPolicy says when and how ManagedSecrets are rotated; many ManagedSecrets may share one.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rotpol,categories=secretsmanager
+// +kubebuilder:printcolumn:name="Strategy",type=string,JSONPath=`.spec.strategy`
+// +kubebuilder:printcolumn:name="Cron",type=string,JSONPath=`.spec.schedule.cron`
+// +kubebuilder:printcolumn:name="Days",type=integer,JSONPath=`.spec.schedule.everyDays`
+// +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type RotationPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state.
+	// +required
+	Spec RotationPolicySpec `json:"spec"`
+
+	// status is the observed state.
+	// +optional
+	Status RotationPolicyStatus `json:"status,omitempty"`
+}
+
+// RotationPolicyList is a list of RotationPolicies.
+// +kubebuilder:object:root=true
+type RotationPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RotationPolicy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&RotationPolicy{}, &RotationPolicyList{})
+}

@@ -1,0 +1,99 @@
+package v1alpha1
+
+// Labels and annotations the operator sets; all use the kube-secrets-manager.io/ prefix.
+const (
+	// LabelManagedSecretUID marks every object the operator writes for a ManagedSecret (its
+	// SecretVersions, projected Secret and rotation material). The operator's cache selects Secrets
+	// on this label, so it never lists or watches Secrets it does not own.
+	LabelManagedSecretUID = "kube-secrets-manager.io/managed-secret-uid"
+
+	// LabelManagedBy is set on generated objects to say who writes them.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+
+	// ManagedByValue is the value of LabelManagedBy.
+	ManagedByValue = "kube-secrets-manager"
+
+	// Finalizer lets the operator remove versions and projected Secrets before a ManagedSecret goes.
+	Finalizer = "kube-secrets-manager.io/finalizer"
+)
+
+// AWS's staging labels.
+const (
+	StageCurrent  = "AWSCURRENT"
+	StagePending  = "AWSPENDING"
+	StagePrevious = "AWSPREVIOUS"
+)
+
+// Condition types.
+const (
+	// ConditionReady is True when the AWSCURRENT version is decrypted and projected.
+	ConditionReady = "Ready"
+)
+
+// Reasons of the Ready condition.
+const (
+	ReasonReady              = "Projected"
+	ReasonAwaitingValue      = "AwaitingValue"
+	ReasonSourceNotFound     = "SourceNotFound"
+	ReasonInvalidSource      = "InvalidSource"
+	ReasonValueTooLarge      = "ValueTooLarge"
+	ReasonInvalidPolicy      = "InvalidPasswordPolicy"
+	ReasonTargetConflict     = "TargetConflict"
+	ReasonDecryptionFailed   = "DecryptionFailed"
+	ReasonInvalidVersions    = "InvalidVersions"
+	ReasonVersionsMissing    = "VersionsMissing"
+	ReasonEncryptionFailed   = "EncryptionFailed"
+	ReasonProjectionFailed   = "ProjectionFailed"
+	ReasonVersionCreated     = "VersionCreated"
+	ReasonSecretProjected    = "SecretProjected"
+	ReasonVersionsPruned     = "VersionsPruned"
+	ReasonOrphanedProjection = "StaleProjectionRemoved"
+)
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// name of the object, in the same namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// PasswordPolicy holds the parameters of AWS's GetRandomPassword. Unset fields take AWS's defaults:
+// length 32, nothing excluded, no space, and at least one character of each included type.
+type PasswordPolicy struct {
+	// passwordLength is the number of characters, 1 to 4096 (default 32).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4096
+	PasswordLength *int32 `json:"passwordLength,omitempty"`
+
+	// excludeCharacters lists characters never to use.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	ExcludeCharacters string `json:"excludeCharacters,omitempty"`
+
+	// excludeNumbers leaves out 0-9.
+	// +optional
+	ExcludeNumbers bool `json:"excludeNumbers,omitempty"`
+
+	// excludePunctuation leaves out the 32 punctuation characters !"#$%&'()*+,-./:;<=>?@[\]^_`{|}~
+	// +optional
+	ExcludePunctuation bool `json:"excludePunctuation,omitempty"`
+
+	// excludeUppercase leaves out A-Z.
+	// +optional
+	ExcludeUppercase bool `json:"excludeUppercase,omitempty"`
+
+	// excludeLowercase leaves out a-z.
+	// +optional
+	ExcludeLowercase bool `json:"excludeLowercase,omitempty"`
+
+	// includeSpace adds the space character to the pool.
+	// +optional
+	IncludeSpace bool `json:"includeSpace,omitempty"`
+
+	// requireEachIncludedType requires at least one character of each included type (default true).
+	// +optional
+	RequireEachIncludedType *bool `json:"requireEachIncludedType,omitempty"`
+}

@@ -1,0 +1,37 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
+)
+
+type discardRecorder struct{}
+
+func (discardRecorder) Eventf(runtime.Object, runtime.Object, string, string, string, string, ...interface{}) {
+}
+
+// testKeys reads the keyring the running operator created.
+func testKeys(t *testing.T) envelope.KeyProvider {
+	t.Helper()
+	store := KeyringStore{Client: k8s, Namespace: suiteOpts.Namespace, Name: suiteOpts.KeyringSecret}
+	ring, err := store.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keyring.NewProvider(ring, nil)
+}
+
+func restClientFor() (*rest.RESTClient, error) {
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = nil
+	c.APIPath = "/apis"
+	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	return rest.UnversionedRESTClientFor(c)
+}

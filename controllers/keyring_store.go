@@ -1,0 +1,76 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
+)
+
+// KeyringStore keeps the local keyring in a Secret in the operator's namespace.
+type KeyringStore struct {
+	// Client must read from the API server, not a cache: the keyring Secret carries no label the
+	// cache selects, and it is read before the cache starts.
+	Client    client.Client
+	Namespace string
+	Name      string
+}
+
+// Load reads the keyring.
+func (k KeyringStore) Load(ctx context.Context) (*keyring.Keyring, error) {
+	sec := &corev1.Secret{}
+	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Name}, sec); err != nil {
+		return nil, err
+	}
+	ring, err := keyring.Parse(sec.Data[keyring.DataKey])
+	if err != nil {
+		return nil, fmt.Errorf("Secret %s/%s: %w", k.Namespace, k.Name, err)
+	}
+	return ring, nil
+}
+
+// LoadOrCreate reads the keyring, creating it with a fresh primary key on first start.
+func (k KeyringStore) LoadOrCreate(ctx context.Context) (*keyring.Keyring, error) {
+	ring, err := k.Load(ctx)
+	if !apierrors.IsNotFound(err) {
+		return ring, err
+	}
+	ring, err = keyring.New(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	data, err := ring.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	immutable := false
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: k.Name, Namespace: k.Namespace,
+			Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
+			Annotations: map[string]string{
+				"kube-secrets-manager.io/description": "Key-encryption keys of kube-secrets-manager. Losing this Secret makes every stored version unreadable: back it up.",
+			},
+		},
+		Immutable: &immutable,
+		Type:      corev1.SecretTypeOpaque,
+		Data:      map[string][]byte{keyring.DataKey: data},
+	}
+	err = k.Client.Create(ctx, sec, client.FieldOwner(FieldManager))
+	if apierrors.IsAlreadyExists(err) {
+		// Another replica created it first.
+		return k.Load(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ring, nil
+}

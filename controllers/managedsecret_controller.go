@@ -1,0 +1,160 @@
+// Package controllers holds the thin reconcilers; decisions live in internal/.
+package controllers
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/summary"
+)
+
+// FieldManager is the server-side apply field manager of everything the operator generates.
+const FieldManager = "kube-secrets-manager"
+
+// ManagedSecretReconciler turns ManagedSecrets into encrypted SecretVersions and projects the
+// AWSCURRENT version into a Secret.
+type ManagedSecretReconciler struct {
+	client.Client
+	// APIReader reads single objects the cache does not hold (a fromSecret source, a possibly
+	// conflicting target) with a GET, never a LIST or WATCH.
+	APIReader   client.Reader
+	Recorder    events.EventRecorder
+	Keys        envelope.KeyProvider
+	ValueLimit  int
+	ClusterName string
+	Workers     int
+	Now         func() time.Time
+}
+
+// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=managedsecrets,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=managedsecrets/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=managedsecrets/finalizers,verbs=update
+// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=secretversions,verbs=get;list;watch;create;patch;update;delete;deletecollection
+// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=rotationpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;update;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile runs the phases of one ManagedSecret and patches its status once.
+func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	msec := &v1alpha1.ManagedSecret{}
+	if err := r.Get(ctx, req.NamespacedName, msec); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !msec.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, msec)
+	}
+	if !controllerutil.ContainsFinalizer(msec, v1alpha1.Finalizer) {
+		// A merge patch touches only the finalizers, so we claim no ownership of spec fields.
+		orig := msec.DeepCopy()
+		controllerutil.AddFinalizer(msec, v1alpha1.Finalizer)
+		if err := r.Patch(ctx, msec, client.MergeFrom(orig)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	s := &scope{msec: msec, before: msec.Status.DeepCopy(), now: r.now()}
+	res := r.reconcilePhases(ctx, s)
+
+	newStatus := summary.Status(summary.Input{
+		Generation: msec.Generation,
+		Previous:   *s.before,
+		Versions:   s.versionFacts(),
+		TargetName: targetName(msec),
+		Outcome:    res.outcome,
+		Now:        s.now,
+	})
+	if newStatus.ID == "" {
+		newStatus.ID = stableID(r.ClusterName, msec.Namespace, msec.Name)
+	}
+	r.announce(msec, s.before, res.outcome)
+	if !equality.Semantic.DeepEqual(*s.before, newStatus) {
+		orig := msec.DeepCopy()
+		msec.Status = newStatus
+		if err := r.Status().Patch(ctx, msec, client.MergeFrom(orig)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if res.err != nil {
+		log.FromContext(ctx).Info("reconcile will be retried", "reason", res.outcome.Reason, "error", res.err.Error())
+		return ctrl.Result{}, errRetry
+	}
+	return ctrl.Result{RequeueAfter: res.requeueAfter}, nil
+}
+
+// finalize removes what the ManagedSecret produced, then lets it go.
+func (r *ManagedSecretReconciler) finalize(ctx context.Context, msec *v1alpha1.ManagedSecret) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(msec, v1alpha1.Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	remaining, err := r.deleteOwned(ctx, msec)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if remaining > 0 {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	orig := msec.DeepCopy()
+	controllerutil.RemoveFinalizer(msec, v1alpha1.Finalizer)
+	if err := r.Patch(ctx, msec, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+// announce emits an Event when the Ready condition changes reason, so failures are visible once,
+// not on every retry.
+func (r *ManagedSecretReconciler) announce(msec *v1alpha1.ManagedSecret, before *v1alpha1.ManagedSecretStatus, o summary.Outcome) {
+	if r.Recorder == nil {
+		return
+	}
+	for _, c := range before.Conditions {
+		if c.Type == v1alpha1.ConditionReady && c.Reason == o.Reason {
+			return
+		}
+	}
+	eventType := corev1.EventTypeNormal
+	if !o.Ready {
+		eventType = corev1.EventTypeWarning
+	}
+	r.Recorder.Eventf(msec, nil, eventType, o.Reason, "Reconcile", "%s", o.Message)
+}
+
+func (r *ManagedSecretReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// SetupWithManager registers the controller: it reacts to spec changes and deletion of
+// ManagedSecrets, and to changes of the SecretVersions and Secrets it owns.
+func (r *ManagedSecretReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	workers := r.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.ManagedSecret{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{},
+			predicate.AnnotationChangedPredicate{},
+			deletionPredicate{},
+		))).
+		Owns(&v1alpha1.SecretVersion{}).
+		Owns(&corev1.Secret{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}

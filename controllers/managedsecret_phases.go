@@ -1,0 +1,536 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/summary"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
+)
+
+// AnnotationVersionID on the projected Secret names the version it holds (an id, not a value).
+const AnnotationVersionID = "kube-secrets-manager.io/version-id"
+
+var errRetry = errors.New("transient failure, retrying with backoff")
+
+// scope carries what the phases find, in order.
+type scope struct {
+	msec   *v1alpha1.ManagedSecret
+	before *v1alpha1.ManagedSecretStatus
+	now    time.Time
+	// versions is set by loadVersions.
+	versions []v1alpha1.SecretVersion
+}
+
+func (s *scope) versionFacts() []stages.Version {
+	out := make([]stages.Version, 0, len(s.versions))
+	for _, v := range s.versions {
+		out = append(out, stages.Version{ID: v.Spec.VersionID, Created: v.CreationTimestamp.Time, Labels: v.Spec.Stages})
+	}
+	return out
+}
+
+// result of the phases: what Ready says, and how to retry.
+type result struct {
+	outcome      summary.Outcome
+	requeueAfter time.Duration
+	err          error
+}
+
+func failed(reason, message string) result {
+	return result{outcome: summary.Outcome{Reason: reason, Message: message}}
+}
+
+// transient is a failure that retries with the controller's backoff. Its message never carries an
+// API server's text, which could echo object content.
+func transient(reason, what string, err error) result {
+	msg := fmt.Sprintf("%s: %s", what, apiErrorSummary(err))
+	return result{outcome: summary.Outcome{Reason: reason, Message: msg}, err: errors.New(msg)}
+}
+
+// waitFor is a failure that fixes itself when something appears: retried with a growing delay.
+func (s *scope) waitFor(reason, message string) result {
+	since := s.now
+	if c := meta.FindStatusCondition(s.before.Conditions, v1alpha1.ConditionReady); c != nil && c.Reason == reason {
+		since = c.LastTransitionTime.Time
+	}
+	res := failed(reason, message)
+	res.requeueAfter = summary.Backoff(since, s.now, 2*time.Second, 5*time.Minute)
+	return res
+}
+
+func (r *ManagedSecretReconciler) reconcilePhases(ctx context.Context, s *scope) result {
+	if err := r.loadVersions(ctx, s); err != nil {
+		return transient(v1alpha1.ReasonInvalidVersions, "listing versions failed", err)
+	}
+	if len(s.versions) == 0 && s.before.CurrentVersionID != "" {
+		// The versions vanished after a value existed. Never invent a new value in their place:
+		// consumers would silently get a different secret. Confirm with the API server first, in
+		// case the cache is behind.
+		list := &v1alpha1.SecretVersionList{}
+		if err := r.APIReader.List(ctx, list, client.InNamespace(s.msec.Namespace),
+			client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}); err != nil {
+			return transient(v1alpha1.ReasonInvalidVersions, "listing versions failed", err)
+		}
+		if len(list.Items) == 0 {
+			return s.waitFor(v1alpha1.ReasonVersionsMissing, fmt.Sprintf("version %s and every other version of this secret are gone; the projected Secret keeps its last good data and no new value is generated", s.before.CurrentVersionID))
+		}
+		s.versions = list.Items
+	}
+	if len(s.versions) == 0 {
+		if res, done := r.createFirstVersion(ctx, s); done {
+			return res
+		}
+	}
+	current, err := currentVersion(s.versions)
+	if err != nil {
+		return failed(v1alpha1.ReasonInvalidVersions, err.Error())
+	}
+	plaintext, err := r.open(ctx, s.msec, current)
+	if err != nil {
+		res := s.waitFor(v1alpha1.ReasonDecryptionFailed, fmt.Sprintf("version %s: %s; the projected Secret keeps its last good data", current.Spec.VersionID, err))
+		res.requeueAfter = max(res.requeueAfter, 30*time.Second)
+		return res
+	}
+	data, err := value.Render(plaintext, targetKey(s.msec))
+	clear(plaintext)
+	if err != nil {
+		return failed(v1alpha1.ReasonInvalidSource, err.Error())
+	}
+	if res, done := r.project(ctx, s, current.Spec.VersionID, data); done {
+		return res
+	}
+	if err := r.removeStaleProjections(ctx, s); err != nil {
+		return transient(v1alpha1.ReasonProjectionFailed, "removing a stale projected Secret failed", err)
+	}
+	if err := r.pruneVersions(ctx, s); err != nil {
+		return transient(v1alpha1.ReasonInvalidVersions, "pruning deprecated versions failed", err)
+	}
+	return result{outcome: summary.Outcome{Ready: true, Reason: v1alpha1.ReasonReady,
+		Message: fmt.Sprintf("version %s is projected into Secret %s", current.Spec.VersionID, targetName(s.msec))}}
+}
+
+func (r *ManagedSecretReconciler) loadVersions(ctx context.Context, s *scope) error {
+	list := &v1alpha1.SecretVersionList{}
+	if err := r.List(ctx, list, client.InNamespace(s.msec.Namespace),
+		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}); err != nil {
+		return err
+	}
+	s.versions = list.Items
+	return nil
+}
+
+// createFirstVersion makes the AWSCURRENT version from generate or fromSecret. Its version id is
+// the ManagedSecret's UID, so a retry after a crash finds the same version instead of adding one.
+func (r *ManagedSecretReconciler) createFirstVersion(ctx context.Context, s *scope) (result, bool) {
+	spec := s.msec.Spec
+	var plaintext []byte
+	switch {
+	case spec.Generate != nil:
+		pw, err := passwordPolicy(spec.Generate.PasswordPolicy).Generate()
+		if err != nil {
+			return failed(v1alpha1.ReasonInvalidPolicy, "generate.passwordPolicy: "+err.Error()), true
+		}
+		plaintext, err = value.Generated(spec.Generate.Fields, spec.Generate.PasswordKey, pw)
+		if err != nil {
+			return failed(v1alpha1.ReasonInvalidSource, err.Error()), true
+		}
+	case spec.FromSecret != nil:
+		src := &corev1.Secret{}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: spec.FromSecret.Name}, src)
+		if apierrors.IsNotFound(err) {
+			return s.waitFor(v1alpha1.ReasonSourceNotFound, fmt.Sprintf("Secret %s/%s named in fromSecret does not exist; retrying until it appears", s.msec.Namespace, spec.FromSecret.Name)), true
+		}
+		if err != nil {
+			return transient(v1alpha1.ReasonSourceNotFound, "reading the fromSecret source failed", err), true
+		}
+		plaintext, err = value.FromSecretData(src.Data)
+		if err != nil {
+			return failed(v1alpha1.ReasonInvalidSource, fmt.Sprintf("Secret %s: %s", spec.FromSecret.Name, err)), true
+		}
+	default:
+		return failed(v1alpha1.ReasonAwaitingValue, "the secret has no value yet; put one with 'kubectl secrets-manager put'"), true
+	}
+	defer clear(plaintext)
+	if err := value.CheckSize(plaintext, r.ValueLimit); err != nil {
+		return failed(v1alpha1.ReasonValueTooLarge, err.Error()+"; no version was written"), true
+	}
+	versionID := string(s.msec.UID)
+	sv, err := r.sealVersion(ctx, s.msec, versionID, []string{stages.Current}, plaintext)
+	if err != nil {
+		return failed(v1alpha1.ReasonEncryptionFailed, "encrypting the value failed: "+err.Error()), true
+	}
+	err = r.Create(ctx, sv, client.FieldOwner(FieldManager))
+	if apierrors.IsAlreadyExists(err) {
+		// An earlier attempt created it and the cache has not caught up: use the stored one.
+		err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(sv), sv)
+		if err == nil {
+			s.versions = append(s.versions, *sv)
+			return result{}, false
+		}
+	}
+	if err != nil {
+		return transient(v1alpha1.ReasonEncryptionFailed, "creating the first version failed", err), true
+	}
+	r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonVersionCreated, "CreateVersion",
+		"created version %s with stage AWSCURRENT", versionID)
+	s.versions = append(s.versions, *sv)
+	return result{}, false
+}
+
+// sealVersion encrypts plaintext into a new SecretVersion object owned by msec.
+func (r *ManagedSecretReconciler) sealVersion(ctx context.Context, msec *v1alpha1.ManagedSecret, versionID string, labels []string, plaintext []byte) (*v1alpha1.SecretVersion, error) {
+	sealed, err := envelope.Seal(ctx, r.Keys, msec.Spec.KMSKeyRef, binding(msec, versionID), plaintext)
+	if err != nil {
+		return nil, err
+	}
+	return &v1alpha1.SecretVersion{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      versionObjectName(msec.Name, versionID),
+			Namespace: msec.Namespace,
+			Labels: map[string]string{
+				v1alpha1.LabelManagedSecretUID: string(msec.UID),
+				v1alpha1.LabelManagedBy:        v1alpha1.ManagedByValue,
+			},
+			OwnerReferences: []metav1.OwnerReference{ownerRef(msec)},
+		},
+		Spec: v1alpha1.SecretVersionSpec{
+			ManagedSecretName: msec.Name,
+			VersionID:         versionID,
+			Stages:            labels,
+			Payload: &v1alpha1.EncryptedPayload{
+				Algorithm: sealed.Algorithm, KeyID: sealed.KeyID, WrappedKey: sealed.WrappedKey,
+				Nonce: sealed.Nonce, Ciphertext: sealed.Ciphertext,
+			},
+		},
+	}, nil
+}
+
+func (r *ManagedSecretReconciler) open(ctx context.Context, msec *v1alpha1.ManagedSecret, v *v1alpha1.SecretVersion) ([]byte, error) {
+	p := v.Spec.Payload
+	if p == nil || v.Spec.ManagedSecretName != msec.Name {
+		return nil, envelope.ErrDecrypt
+	}
+	return envelope.Open(ctx, r.Keys, binding(msec, v.Spec.VersionID), envelope.Sealed{
+		Algorithm: p.Algorithm, KeyID: p.KeyID, WrappedKey: p.WrappedKey, Nonce: p.Nonce, Ciphertext: p.Ciphertext,
+	})
+}
+
+// project server-side-applies the target Secret, unless it exists and belongs to someone else.
+func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope, versionID string, data map[string][]byte) (result, bool) {
+	msec := s.msec
+	name := targetName(msec)
+	existing := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: msec.Namespace, Name: name}
+	err := r.Get(ctx, key, existing)
+	if apierrors.IsNotFound(err) {
+		// The cache holds only our labelled Secrets; ask the API server about this one name.
+		err = r.APIReader.Get(ctx, key, existing)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		existing = nil
+	case err != nil:
+		return transient(v1alpha1.ReasonProjectionFailed, "reading the target Secret failed", err), true
+	case !isControlledBy(existing, msec):
+		return s.waitFor(v1alpha1.ReasonTargetConflict, fmt.Sprintf("Secret %s already exists and is not owned by this ManagedSecret; it is never adopted or overwritten: delete it or choose another target.name", name)), true
+	}
+
+	want := desiredLabels(msec)
+	wantAnn := desiredAnnotations(msec, versionID)
+	wantType := targetType(msec)
+	if existing != nil && existing.Type == wantType && dataEqual(existing.Data, data) &&
+		containsAll(existing.Labels, want) && containsAll(existing.Annotations, wantAnn) {
+		return result{}, false
+	}
+	if existing != nil && existing.Type != wantType {
+		// A Secret's type is immutable: replace it.
+		if err := r.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return transient(v1alpha1.ReasonProjectionFailed, "replacing the target Secret to change its type failed", err), true
+		}
+	}
+	owner := ownerRef(msec)
+	ac := corev1ac.Secret(name, msec.Namespace).
+		WithLabels(want).
+		WithAnnotations(wantAnn).
+		WithOwnerReferences(metav1ac.OwnerReference().
+			WithAPIVersion(owner.APIVersion).WithKind(owner.Kind).WithName(owner.Name).WithUID(owner.UID).
+			WithController(true).WithBlockOwnerDeletion(true)).
+		WithType(wantType).
+		WithData(data)
+	if err := r.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return transient(v1alpha1.ReasonProjectionFailed, "applying the projected Secret failed", err), true
+	}
+	r.Recorder.Eventf(msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonSecretProjected, "Project",
+		"projected version %s into Secret %s", versionID, name)
+	return result{}, false
+}
+
+// removeStaleProjections deletes Secrets this ManagedSecret projected under an earlier target name.
+func (r *ManagedSecretReconciler) removeStaleProjections(ctx context.Context, s *scope) error {
+	list := &corev1.SecretList{}
+	if err := r.List(ctx, list, client.InNamespace(s.msec.Namespace),
+		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		sec := &list.Items[i]
+		if sec.Name == targetName(s.msec) || !isControlledBy(sec, s.msec) {
+			continue
+		}
+		if err := r.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonOrphanedProjection, "Delete",
+			"deleted Secret %s, projected under an earlier target name", sec.Name)
+	}
+	return nil
+}
+
+// pruneVersions deletes deprecated versions beyond AWS's cap, never one under 24 hours old.
+func (r *ManagedSecretReconciler) pruneVersions(ctx context.Context, s *scope) error {
+	prune := stages.Prunable(s.versionFacts(), stages.DeprecatedCap, s.now)
+	if len(prune) == 0 {
+		return nil
+	}
+	doomed := map[string]bool{}
+	for _, id := range prune {
+		doomed[id] = true
+	}
+	kept := s.versions[:0]
+	for i := range s.versions {
+		v := &s.versions[i]
+		if !doomed[v.Spec.VersionID] {
+			kept = append(kept, *v)
+			continue
+		}
+		if err := r.Delete(ctx, v, client.Preconditions{UID: &v.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	s.versions = kept
+	r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonVersionsPruned, "Prune",
+		"pruned %d deprecated versions older than 24 hours", len(prune))
+	return nil
+}
+
+// deleteOwned deletes the ManagedSecret's versions and projected Secrets and reports how many are
+// still visible. Deleting explicitly (not only through garbage collection) leaves nothing behind
+// even where no garbage collector runs.
+func (r *ManagedSecretReconciler) deleteOwned(ctx context.Context, msec *v1alpha1.ManagedSecret) (int, error) {
+	sel := client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(msec.UID)}
+	if err := r.DeleteAllOf(ctx, &v1alpha1.SecretVersion{}, client.InNamespace(msec.Namespace), sel); err != nil && !apierrors.IsNotFound(err) {
+		return 0, err
+	}
+	secrets := &corev1.SecretList{}
+	if err := r.List(ctx, secrets, client.InNamespace(msec.Namespace), sel); err != nil {
+		return 0, err
+	}
+	remaining := 0
+	for i := range secrets.Items {
+		sec := &secrets.Items[i]
+		if !isControlledBy(sec, msec) {
+			continue
+		}
+		remaining++
+		if err := r.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return 0, err
+		}
+	}
+	versions := &v1alpha1.SecretVersionList{}
+	if err := r.APIReader.List(ctx, versions, client.InNamespace(msec.Namespace), sel); err != nil {
+		return 0, err
+	}
+	return remaining + len(versions.Items), nil
+}
+
+func currentVersion(vs []v1alpha1.SecretVersion) (*v1alpha1.SecretVersion, error) {
+	facts := make([]stages.Version, 0, len(vs))
+	for _, v := range vs {
+		facts = append(facts, stages.Version{ID: v.Spec.VersionID, Labels: v.Spec.Stages})
+	}
+	set := stages.FromVersions(facts)
+	if err := set.Validate(); err != nil {
+		return nil, fmt.Errorf("the versions break the staging-label rules: %w", err)
+	}
+	id := set.Holder(stages.Current)
+	for i := range vs {
+		if vs[i].Spec.VersionID == id {
+			return &vs[i], nil
+		}
+	}
+	return nil, stages.ErrNoCurrent
+}
+
+func binding(msec *v1alpha1.ManagedSecret, versionID string) envelope.Binding {
+	return envelope.Binding{Namespace: msec.Namespace, Name: msec.Name, UID: string(msec.UID), VersionID: versionID}
+}
+
+func passwordPolicy(p *v1alpha1.PasswordPolicy) password.Policy {
+	if p == nil {
+		return password.Policy{}
+	}
+	out := password.Policy{
+		ExcludeCharacters:       p.ExcludeCharacters,
+		ExcludeNumbers:          p.ExcludeNumbers,
+		ExcludePunctuation:      p.ExcludePunctuation,
+		ExcludeUppercase:        p.ExcludeUppercase,
+		ExcludeLowercase:        p.ExcludeLowercase,
+		IncludeSpace:            p.IncludeSpace,
+		RequireEachIncludedType: p.RequireEachIncludedType,
+	}
+	if p.PasswordLength != nil {
+		n := int(*p.PasswordLength)
+		out.Length = &n
+	}
+	return out
+}
+
+func targetName(msec *v1alpha1.ManagedSecret) string {
+	if msec.Spec.Target != nil && msec.Spec.Target.Name != "" {
+		return msec.Spec.Target.Name
+	}
+	return msec.Name
+}
+
+func targetKey(msec *v1alpha1.ManagedSecret) string {
+	if msec.Spec.Target != nil {
+		return msec.Spec.Target.Key
+	}
+	return ""
+}
+
+func targetType(msec *v1alpha1.ManagedSecret) corev1.SecretType {
+	if msec.Spec.Target != nil && msec.Spec.Target.Type != "" {
+		return corev1.SecretType(msec.Spec.Target.Type)
+	}
+	return corev1.SecretTypeOpaque
+}
+
+func desiredLabels(msec *v1alpha1.ManagedSecret) map[string]string {
+	out := map[string]string{}
+	if msec.Spec.Target != nil {
+		for k, v := range msec.Spec.Target.Labels {
+			out[k] = v
+		}
+	}
+	out[v1alpha1.LabelManagedSecretUID] = string(msec.UID)
+	out[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
+	return out
+}
+
+func desiredAnnotations(msec *v1alpha1.ManagedSecret, versionID string) map[string]string {
+	out := map[string]string{}
+	if msec.Spec.Target != nil {
+		for k, v := range msec.Spec.Target.Annotations {
+			out[k] = v
+		}
+	}
+	out[AnnotationVersionID] = versionID
+	return out
+}
+
+func ownerRef(msec *v1alpha1.ManagedSecret) metav1.OwnerReference {
+	yes := true
+	return metav1.OwnerReference{
+		APIVersion: v1alpha1.GroupVersion.String(), Kind: "ManagedSecret", Name: msec.Name, UID: msec.UID,
+		Controller: &yes, BlockOwnerDeletion: &yes,
+	}
+}
+
+func isControlledBy(obj metav1.Object, msec *v1alpha1.ManagedSecret) bool {
+	c := metav1.GetControllerOf(obj)
+	return c != nil && c.UID == msec.UID
+}
+
+func dataEqual(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || !bytes.Equal(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func containsAll(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// versionObjectName is deterministic, so creating the same version twice collides instead of
+// duplicating. Version ids may hold characters a name cannot, so the name carries a digest of it.
+func versionObjectName(msecName, versionID string) string {
+	sum := sha256.Sum256([]byte(versionID))
+	prefix := msecName
+	if len(prefix) > 240 {
+		prefix = strings.TrimRight(prefix[:240], ".-")
+	}
+	return prefix + "-" + hex.EncodeToString(sum[:])[:12]
+}
+
+const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// stableID is an ARN-like id with a random 6-character suffix, as AWS draws for each new secret.
+func stableID(cluster, namespace, name string) string {
+	suffix := make([]byte, 6)
+	for i := range suffix {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(idAlphabet))))
+		if err != nil {
+			panic(err)
+		}
+		suffix[i] = idAlphabet[n.Int64()]
+	}
+	return fmt.Sprintf("arn:kubernetes:secretsmanager:%s:%s:secret:%s-%s", cluster, namespace, name, suffix)
+}
+
+// apiErrorSummary describes an API error by its status reason and code only: the server's message
+// can quote the object it refused, and that object may hold a value.
+func apiErrorSummary(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		st := status.Status()
+		return fmt.Sprintf("the API server answered %s (%d)", st.Reason, st.Code)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return "the request timed out"
+	}
+	return "the request to the API server failed"
+}
+
+// deletionPredicate passes updates that start a deletion.
+type deletionPredicate struct{ predicate.Funcs }
+
+func (deletionPredicate) Update(e event.UpdateEvent) bool {
+	return e.ObjectNew.GetDeletionTimestamp() != nil
+}

@@ -1,0 +1,359 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+)
+
+func generated(ns, name string) *v1alpha1.ManagedSecret {
+	length := int32(24)
+	return &v1alpha1.ManagedSecret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.ManagedSecretSpec{
+			Description: "orders database",
+			Tags:        []v1alpha1.Tag{{Key: "team", Value: "payments"}},
+			Generate: &v1alpha1.GenerateSource{
+				Fields:         map[string]string{"engine": "postgres", "host": "db.internal", "port": "5432", "username": "orders", "dbname": "orders"},
+				PasswordPolicy: &v1alpha1.PasswordPolicy{PasswordLength: &length},
+			},
+		},
+	}
+}
+
+func TestGenerateBecomesEncryptedVersionAndProjectedSecret(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "orders-db")); err != nil {
+		t.Fatal(err)
+	}
+	m := waitReady(t, ns, "orders-db", metav1.ConditionTrue, v1alpha1.ReasonReady)
+
+	vs := versions(t, ns)
+	if len(vs) != 1 {
+		t.Fatalf("want one version, got %d", len(vs))
+	}
+	v := vs[0]
+	if strings.Join(v.Spec.Stages, ",") != v1alpha1.StageCurrent || v.Spec.VersionID != m.Status.CurrentVersionID || v.Spec.ManagedSecretName != "orders-db" {
+		t.Fatalf("version %+v, status current %s", v.Spec, m.Status.CurrentVersionID)
+	}
+	if c := metav1.GetControllerOf(&v); c == nil || c.UID != m.UID {
+		t.Fatal("version is not owned by its ManagedSecret")
+	}
+
+	sec, err := secret(t, ns, "orders-db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"engine": "postgres", "host": "db.internal", "port": "5432", "username": "orders", "dbname": "orders"}
+	for k, w := range want {
+		if string(sec.Data[k]) != w {
+			t.Errorf("key %s = %q, want %q", k, sec.Data[k], w)
+		}
+	}
+	pw := sec.Data["password"]
+	if len(pw) != 24 {
+		t.Fatalf("password has %d characters, want 24", len(pw))
+	}
+	if bytes.Contains(v.Spec.Payload.Ciphertext, pw) || bytes.Contains(v.Spec.Payload.Ciphertext, []byte("db.internal")) {
+		t.Fatal("the stored payload is not ciphertext")
+	}
+	if v.Spec.Payload.Algorithm != "AES-256-GCM" || v.Spec.Payload.KeyID == "" || len(v.Spec.Payload.WrappedKey) == 0 {
+		t.Fatalf("payload header %+v", v.Spec.Payload.Algorithm)
+	}
+	if c := metav1.GetControllerOf(sec); c == nil || c.UID != m.UID || c.Kind != "ManagedSecret" {
+		t.Fatalf("projected Secret owner %+v", c)
+	}
+	if sec.Labels[v1alpha1.LabelManagedSecretUID] != string(m.UID) || sec.Annotations[AnnotationVersionID] != v.Spec.VersionID {
+		t.Fatalf("projected Secret metadata %v %v", sec.Labels, sec.Annotations)
+	}
+	if !hasFieldManager(sec.ManagedFields, FieldManager, metav1.ManagedFieldsOperationApply) {
+		t.Fatalf("projected Secret not server-side applied by %s: %+v", FieldManager, sec.ManagedFields)
+	}
+	if !strings.HasPrefix(m.Status.ID, "arn:kubernetes:secretsmanager:local:"+ns+":secret:orders-db-") || len(m.Status.ID) != len("arn:kubernetes:secretsmanager:local:"+ns+":secret:orders-db-")+6 {
+		t.Fatalf("id %q", m.Status.ID)
+	}
+	if len(m.Status.Versions) != 1 || m.Status.LastChangedTime == nil || m.Status.TargetSecretName != "orders-db" {
+		t.Fatalf("status %+v", m.Status)
+	}
+	eventually(t, "events", func() error {
+		reasons := map[string]bool{}
+		for _, e := range eventsFor(t, ns) {
+			if e.Regarding.UID == m.UID {
+				reasons[e.Reason] = true
+			}
+		}
+		for _, r := range []string{v1alpha1.ReasonVersionCreated, v1alpha1.ReasonSecretProjected} {
+			if !reasons[r] {
+				return fmt.Errorf("no %s event, have %v", r, reasons)
+			}
+		}
+		return nil
+	})
+}
+
+func hasFieldManager(fields []metav1.ManagedFieldsEntry, manager string, op metav1.ManagedFieldsOperationType) bool {
+	for _, f := range fields {
+		if f.Manager == manager && f.Operation == op {
+			return true
+		}
+	}
+	return false
+}
+
+func TestIdleReconcileWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "idle")); err != nil {
+		t.Fatal(err)
+	}
+	m := waitReady(t, ns, "idle", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	sec, _ := secret(t, ns, "idle")
+	v := versions(t, ns)[0]
+
+	// Run the reconciler by hand, as a restart or resync would, against the API server.
+	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "idle"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m2 := getMsec(t, ns, "idle")
+	sec2, _ := secret(t, ns, "idle")
+	v2 := versions(t, ns)
+	if m2.ResourceVersion != m.ResourceVersion || sec2.ResourceVersion != sec.ResourceVersion || len(v2) != 1 || v2[0].ResourceVersion != v.ResourceVersion {
+		t.Fatalf("an idle reconcile wrote: msec %s->%s secret %s->%s versions %d", m.ResourceVersion, m2.ResourceVersion, sec.ResourceVersion, sec2.ResourceVersion, len(v2))
+	}
+}
+
+func TestFromSecretImportsAndWaitsForSource(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	m := &v1alpha1.ManagedSecret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "imported"},
+		Spec: v1alpha1.ManagedSecretSpec{
+			FromSecret: &v1alpha1.LocalObjectReference{Name: "legacy"},
+			Target:     &v1alpha1.TargetSpec{Name: "app-credentials", Labels: map[string]string{"app": "shop"}},
+		},
+	}
+	if err := k8s.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	got := waitReady(t, ns, "imported", metav1.ConditionFalse, v1alpha1.ReasonSourceNotFound)
+	if !strings.Contains(readyOf(got).Message, "legacy") {
+		t.Fatalf("message does not name the source: %q", readyOf(got).Message)
+	}
+	if len(versions(t, ns)) != 0 {
+		t.Fatal("a version was written without a source")
+	}
+
+	legacy := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "legacy"},
+		Data: map[string][]byte{"username": []byte("shop"), "password": []byte("imported-pw")}}
+	if err := k8s.Create(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "imported", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	sec, err := secret(t, ns, "app-credentials")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sec.Data["username"]) != "shop" || string(sec.Data["password"]) != "imported-pw" || len(sec.Data) != 2 || sec.Labels["app"] != "shop" {
+		t.Fatalf("projected %v labels %v", sec.Data, sec.Labels)
+	}
+	// Imported once: a later change of the source does not create a version.
+	legacy.Data["password"] = []byte("changed")
+	if err := k8s.Update(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(m), m); err != nil {
+		t.Fatal(err)
+	}
+	if len(versions(t, ns)) != 1 {
+		t.Fatal("want exactly one version")
+	}
+}
+
+func readyOf(m *v1alpha1.ManagedSecret) metav1.Condition {
+	for _, c := range m.Status.Conditions {
+		if c.Type == v1alpha1.ConditionReady {
+			return c
+		}
+	}
+	return metav1.Condition{}
+}
+
+func TestTargetOwnedBySomeoneElseIsNeverTouched(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	theirs := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken"}, StringData: map[string]string{"theirs": "keep-me"}}
+	if err := k8s.Create(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+	m := generated(ns, "wants-taken")
+	m.Spec.Target = &v1alpha1.TargetSpec{Name: "taken"}
+	if err := k8s.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	got := waitReady(t, ns, "wants-taken", metav1.ConditionFalse, v1alpha1.ReasonTargetConflict)
+	if !strings.Contains(readyOf(got).Message, "taken") {
+		t.Fatalf("message %q", readyOf(got).Message)
+	}
+	sec, _ := secret(t, ns, "taken")
+	if string(sec.Data["theirs"]) != "keep-me" || len(sec.Data) != 1 || len(sec.OwnerReferences) != 0 || sec.Labels[v1alpha1.LabelManagedSecretUID] != "" {
+		t.Fatalf("the foreign Secret was changed: %v %v %v", sec.Data, sec.OwnerReferences, sec.Labels)
+	}
+
+	// Once the conflict is gone (the user deletes their Secret), the projection happens by itself.
+	if err := k8s.Delete(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "wants-taken", metav1.ConditionTrue, v1alpha1.ReasonReady)
+}
+
+func TestTargetRenameRemovesOldProjection(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "moving")); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "moving", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	m := getMsec(t, ns, "moving")
+	m.Spec.Target = &v1alpha1.TargetSpec{Name: "moved"}
+	if err := k8s.Update(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "moving", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if _, err := secret(t, ns, "moved"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "old projection removed", func() error {
+		if _, err := secret(t, ns, "moving"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("old Secret still there: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestValueOverTheLimitIsRefused(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	big := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "big"},
+		Data: map[string][]byte{"blob": bytes.Repeat([]byte("x"), 70000)}}
+	if err := k8s.Create(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	m := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "too-big"},
+		Spec: v1alpha1.ManagedSecretSpec{FromSecret: &v1alpha1.LocalObjectReference{Name: "big"}}}
+	if err := k8s.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	got := waitReady(t, ns, "too-big", metav1.ConditionFalse, v1alpha1.ReasonValueTooLarge)
+	if msg := readyOf(got).Message; !strings.Contains(msg, "70011 bytes") || !strings.Contains(msg, "65536") {
+		t.Fatalf("message %q", msg)
+	}
+	if n := len(versions(t, ns)); n != 0 {
+		t.Fatalf("%d versions written", n)
+	}
+	if _, err := secret(t, ns, "too-big"); !apierrors.IsNotFound(err) {
+		t.Fatalf("a projected Secret was written: %v", err)
+	}
+}
+
+func TestDeletionLeavesNothingBehind(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "doomed")); err != nil {
+		t.Fatal(err)
+	}
+	m := waitReady(t, ns, "doomed", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if err := k8s.Delete(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "everything deleted", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(m), &v1alpha1.ManagedSecret{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("ManagedSecret still there: %v", err)
+		}
+		if n := len(versions(t, ns)); n != 0 {
+			return fmt.Errorf("%d versions left", n)
+		}
+		if _, err := secret(t, ns, "doomed"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("projected Secret left: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestNoSourceAwaitsAValue(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	m := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "empty"}}
+	if err := k8s.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "empty", metav1.ConditionFalse, v1alpha1.ReasonAwaitingValue)
+	if len(versions(t, ns)) != 0 {
+		t.Fatal("a version was written")
+	}
+}
+
+func TestPrinterColumns(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "shown")); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "shown", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	// What `kubectl get msec` and `kubectl get secversions` print: the server-side Table.
+	for _, tc := range []struct {
+		resource string
+		columns  []string
+		cell     func(m *v1alpha1.ManagedSecret) string
+	}{
+		{"managedsecrets", []string{"Name", "Ready", "Reason", "Current", "Age"}, func(m *v1alpha1.ManagedSecret) string { return m.Status.CurrentVersionID }},
+		{"secretversions", []string{"Name", "ManagedSecret", "Version", "Stages", "Age"}, func(m *v1alpha1.ManagedSecret) string { return "AWSCURRENT" }},
+	} {
+		table := tableOf(t, ns, tc.resource)
+		var names []string
+		for _, c := range table.ColumnDefinitions {
+			if c.Priority == 0 {
+				names = append(names, c.Name)
+			}
+		}
+		if strings.Join(names, ",") != strings.Join(tc.columns, ",") {
+			t.Fatalf("%s columns %v, want %v", tc.resource, names, tc.columns)
+		}
+		if len(table.Rows) != 1 || !strings.Contains(fmt.Sprint(table.Rows[0].Cells), tc.cell(getMsec(t, ns, "shown"))) {
+			t.Fatalf("%s rows %v", tc.resource, table.Rows)
+		}
+	}
+}
+
+func tableOf(t *testing.T, ns, resource string) *metav1.Table {
+	t.Helper()
+	hc, err := restClientFor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := hc.Get().AbsPath("/apis/kube-secrets-manager.io/v1alpha1/namespaces", ns, resource).
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := &metav1.Table{}
+	if err := json.Unmarshal(body, table); err != nil {
+		t.Fatal(err)
+	}
+	return table
+}

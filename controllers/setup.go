@@ -1,0 +1,134 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
+)
+
+// Options configure the manager; main binds them to flags.
+type Options struct {
+	MetricsAddr    string
+	ProbeAddr      string
+	LeaderElect    bool
+	Namespace      string
+	KeyringSecret  string
+	ValueLimit     int
+	ClusterName    string
+	Workers        int
+	WatchNamespace string
+}
+
+// DefaultOptions are the flag defaults.
+func DefaultOptions() Options {
+	return Options{
+		MetricsAddr: ":8080", ProbeAddr: ":8081", Namespace: "kube-secrets-manager",
+		KeyringSecret: "kube-secrets-manager-keyring", ValueLimit: value.DefaultLimit,
+		ClusterName: "local", Workers: 8,
+	}
+}
+
+// Scheme holds every type the operator reads or writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// NewManager loads (or creates) the keyring and returns a manager with the controllers registered.
+func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if o.ValueLimit < 1 || o.ValueLimit > 512*1024 {
+		return nil, fmt.Errorf("the value size limit must be between 1 and 524288 bytes")
+	}
+	scheme := Scheme()
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	store := KeyringStore{Client: direct, Namespace: o.Namespace, Name: o.KeyringSecret}
+	loadCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	ring, err := store.LoadOrCreate(loadCtx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("loading the keyring from Secret %s/%s: %w", o.Namespace, o.KeyringSecret, err)
+	}
+
+	mgr, err := ctrl.NewManager(cfg, managerOptions(scheme, o))
+	if err != nil {
+		return nil, err
+	}
+	r := &ManagedSecretReconciler{
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Recorder:    mgr.GetEventRecorder("kube-secrets-manager"),
+		Keys:        keyring.NewProvider(ring, store.Load),
+		ValueLimit:  o.ValueLimit,
+		ClusterName: o.ClusterName,
+		Workers:     o.Workers,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	ctrl.Log.WithName("setup").Info("manager configured", "namespace", o.Namespace, "primaryKeyId", ring.Primary)
+	return mgr, nil
+}
+
+// managerOptions configures the cache to hold only what the operator owns: Secrets are listed and
+// watched only with the operator's label, never cluster-wide, and a read of a type without an
+// informer fails instead of silently starting a cluster-wide one.
+func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
+	owned, err := labels.NewRequirement(v1alpha1.LabelManagedSecretUID, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	// The priority queue is off: External Secrets Operator saw reconciles stall with it at scale.
+	noPriorityQueue := false
+	opts := ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElect,
+		LeaderElectionID:        "kube-secrets-manager.io",
+		LeaderElectionNamespace: o.Namespace,
+		Cache: cache.Options{
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}: {Label: labels.NewSelector().Add(*owned)},
+			},
+			DefaultTransform:            cache.TransformStripManagedFields(),
+			ReaderFailOnMissingInformer: true,
+		},
+		Controller: config.Controller{UsePriorityQueue: &noPriorityQueue},
+	}
+	if o.WatchNamespace != "" {
+		opts.Cache.DefaultNamespaces = map[string]cache.Config{o.WatchNamespace: {}}
+	}
+	return opts
+}

@@ -1,0 +1,203 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+)
+
+// The suite runs the real manager (the same NewManager main uses) against a real kube-apiserver
+// and etcd built from source. Every log line it writes is kept for the canary scan.
+var (
+	k8s       client.Client
+	cfg       *rest.Config
+	logs      = &syncBuffer{}
+	suiteOpts Options
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with 'make test', which builds kube-apiserver and etcd")
+		os.Exit(1)
+	}
+	var out io.Writer = logs
+	if os.Getenv("TEST_LOGS") != "" {
+		out = io.MultiWriter(logs, os.Stderr)
+	}
+	// Debug level, so the canary scan covers every line the operator can write.
+	ctrl.SetLogger(zap.New(zap.WriteTo(out), zap.UseDevMode(true), zap.Level(zapcore.Level(-5))))
+
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	var err error
+	cfg, err = env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+		os.Exit(1)
+	}
+	code := func() int {
+		k8s, err = client.New(cfg, client.Options{Scheme: Scheme()})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		suiteOpts = DefaultOptions()
+		suiteOpts.MetricsAddr, suiteOpts.ProbeAddr = "0", "0"
+		suiteOpts.Namespace = "kube-secrets-manager"
+		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: suiteOpts.Namespace}}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		mgr, err := NewManager(ctx, cfg, suiteOpts)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+			return 1
+		}
+		done := make(chan error, 1)
+		go func() { done <- mgr.Start(ctx) }()
+		code := m.Run()
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "manager stopped with:", err)
+			return 1
+		}
+		return code
+	}()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
+	}
+	os.Exit(code)
+}
+
+var nsCounter struct {
+	sync.Mutex
+	n int
+}
+
+// newNamespace gives each test its own namespace.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	nsCounter.Lock()
+	nsCounter.n++
+	name := fmt.Sprintf("t%d-%s", nsCounter.n, strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
+	nsCounter.Unlock()
+	if len(name) > 60 {
+		name = strings.TrimRight(name[:60], "-")
+	}
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// eventually polls cond every 50 ms until it returns nil or the deadline passes.
+func eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		if last = cond(); last == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within 20s: %v", what, last)
+}
+
+func getMsec(t *testing.T, ns, name string) *v1alpha1.ManagedSecret {
+	t.Helper()
+	m := &v1alpha1.ManagedSecret{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// waitReady waits for Ready with the given status and reason at the current generation.
+func waitReady(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string) *v1alpha1.ManagedSecret {
+	t.Helper()
+	var m *v1alpha1.ManagedSecret
+	eventually(t, fmt.Sprintf("%s/%s Ready=%s/%s", ns, name, status, reason), func() error {
+		m = &v1alpha1.ManagedSecret{}
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, m); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil {
+			return fmt.Errorf("no Ready condition")
+		}
+		if c.Status != status || c.Reason != reason || c.ObservedGeneration != m.Generation || m.Status.ObservedGeneration != m.Generation {
+			return fmt.Errorf("Ready=%s reason=%s gen=%d/%d: %s", c.Status, c.Reason, c.ObservedGeneration, m.Generation, c.Message)
+		}
+		return nil
+	})
+	return m
+}
+
+func versions(t *testing.T, ns string) []v1alpha1.SecretVersion {
+	t.Helper()
+	list := &v1alpha1.SecretVersionList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+func secret(t *testing.T, ns, name string) (*corev1.Secret, error) {
+	t.Helper()
+	s := &corev1.Secret{}
+	err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, s)
+	return s, err
+}
+
+func eventsFor(t *testing.T, ns string) []eventsv1.Event {
+	t.Helper()
+	list := &eventsv1.EventList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}

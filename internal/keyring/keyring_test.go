@@ -1,0 +1,103 @@
+package keyring
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestKeyIDsAreNeverReused(t *testing.T) {
+	k, err := New(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, _ := k.AddPrimary(time.Now())
+	// Remove key-2 by hand, as an administrator might, then add another.
+	k.Keys = k.Keys[:1]
+	k.Primary = "key-1"
+	id3, _ := k.AddPrimary(time.Now())
+	if id2 != "key-2" || id3 != "key-3" || k.Primary != "key-3" {
+		t.Fatalf("ids %s %s primary %s", id2, id3, k.Primary)
+	}
+	data, _ := k.Marshal()
+	back, err := Parse(data)
+	if err != nil || back.LastNumber != 3 || back.Primary != "key-3" {
+		t.Fatalf("round trip: %+v %v", back, err)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	tests := map[string]string{
+		"not json":        "{",
+		"missing primary": `{"primary":"key-9","lastNumber":1,"keys":[{"id":"key-1","material":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}`,
+		"short key":       `{"primary":"key-1","lastNumber":1,"keys":[{"id":"key-1","material":"AAAA"}]}`,
+		"duplicate id":    `{"primary":"key-1","lastNumber":1,"keys":[{"id":"key-1","material":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},{"id":"key-1","material":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}]}`,
+	}
+	for name, in := range tests {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Parse([]byte(in)); !errors.Is(err, ErrInvalidKeyring) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}
+
+func TestProviderReloadsForUnknownKey(t *testing.T) {
+	ctx := context.Background()
+	old, _ := New(time.Now())
+	newer := &Keyring{Primary: old.Primary, LastNumber: old.LastNumber, Keys: append([]Key(nil), old.Keys...)}
+	id, _ := newer.AddPrimary(time.Now())
+	writer := NewProvider(newer, nil)
+	_, wrapped, err := writer.Wrap(ctx, "", make([]byte, 32), []byte("aad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloads := 0
+	reader := NewProvider(old, func(context.Context) (*Keyring, error) { reloads++; return newer, nil })
+	got, err := reader.Unwrap(ctx, id, wrapped, []byte("aad"))
+	if err != nil || !bytes.Equal(got, make([]byte, 32)) || reloads != 1 {
+		t.Fatalf("Unwrap = %v, %v, reloads %d", got, err, reloads)
+	}
+	// An id nobody has is refused, and the reload is rate-limited.
+	if _, err := reader.Unwrap(ctx, "key-99", wrapped, []byte("aad")); !errors.Is(err, ErrUnknownKey) || reloads != 1 {
+		t.Fatalf("unknown key: %v, reloads %d", err, reloads)
+	}
+}
+
+func TestWrapBindsKeyIDAndAAD(t *testing.T) {
+	ctx := context.Background()
+	k, _ := New(time.Now())
+	k.AddPrimary(time.Now())
+	p := NewProvider(k, nil)
+	id, wrapped, _ := p.Wrap(ctx, "key-1", make([]byte, 32), []byte("aad"))
+	if id != "key-1" {
+		t.Fatalf("id %s", id)
+	}
+	if _, err := p.Unwrap(ctx, "key-2", wrapped, []byte("aad")); err == nil {
+		t.Fatal("unwrapped under another key id")
+	}
+	if _, err := p.Unwrap(ctx, "key-1", wrapped, []byte("other")); err == nil {
+		t.Fatal("unwrapped with other associated data")
+	}
+	if _, _, err := p.Wrap(ctx, "key-7", make([]byte, 32), nil); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("wrap with unknown key: %v", err)
+	}
+}
+
+// FuzzDecodeWrappedKey: the decoder never panics and accepts only well-formed input.
+func FuzzDecodeWrappedKey(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(append([]byte{1}, make([]byte, 60)...))
+	f.Add(append([]byte{2}, make([]byte, 60)...))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		nonce, ct, err := DecodeWrappedKey(in)
+		if err != nil {
+			return
+		}
+		if len(in) != wrappedKeySize || in[0] != wrapFormatV1 || len(nonce) != wrapNonceSize || len(ct) != keySize+wrapTagSize {
+			t.Fatalf("accepted malformed input of %d bytes", len(in))
+		}
+	})
+}

@@ -1,0 +1,286 @@
+// Package stages implements AWS Secrets Manager's staging-label rules for the versions of one
+// secret: each label on at most one version, exactly one AWSCURRENT once any version exists,
+// AWSPREVIOUS following AWSCURRENT, at most 20 labels in all, and unlabelled (deprecated) versions
+// pruned beyond a cap but never while younger than 24 hours.
+//
+// The functions are pure: they take the versions' labels and return the new labels, so callers
+// write only what changed.
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// AWS's labels.
+const (
+	Current  = "AWSCURRENT"
+	Pending  = "AWSPENDING"
+	Previous = "AWSPREVIOUS"
+)
+
+// Limits from AWS.
+const (
+	// MaxLabels is the most staging labels a secret may carry across all its versions.
+	MaxLabels = 20
+	// MaxLabelLength is the longest label.
+	MaxLabelLength = 256
+	// DeprecatedCap is how many deprecated versions are kept before the oldest are pruned.
+	DeprecatedCap = 100
+	// MinPruneAge protects recent versions from pruning.
+	MinPruneAge = 24 * time.Hour
+)
+
+// Errors returned by the transitions; each is safe to show to a user.
+var (
+	ErrUnknownVersion   = errors.New("no such version")
+	ErrVersionExists    = errors.New("a version with this id already exists")
+	ErrNoCurrent        = errors.New("the operation would leave the secret without an AWSCURRENT version")
+	ErrTooManyLabels    = errors.New("a secret can have at most 20 staging labels across all versions")
+	ErrInvalidLabel     = errors.New("a staging label must be 1 to 256 characters")
+	ErrLabelElsewhere   = errors.New("the label is attached to another version; name that version as the one to remove it from")
+	ErrLabelNotOnSource = errors.New("the label is not attached to the version named to remove it from")
+)
+
+// Version is one version's id, creation time and labels.
+type Version struct {
+	ID      string
+	Created time.Time
+	Labels  []string
+}
+
+// Set is the versions of one secret, keyed by version id. Labels are kept sorted.
+type Set map[string][]string
+
+// FromVersions builds a Set from versions.
+func FromVersions(vs []Version) Set {
+	s := make(Set, len(vs))
+	for _, v := range vs {
+		s[v.ID] = normalize(v.Labels)
+	}
+	return s
+}
+
+// Clone returns a deep copy.
+func (s Set) Clone() Set {
+	c := make(Set, len(s))
+	for id, ls := range s {
+		c[id] = slices.Clone(ls)
+	}
+	return c
+}
+
+// Holder returns the version holding label, or "".
+func (s Set) Holder(label string) string {
+	for _, id := range s.ids() {
+		if slices.Contains(s[id], label) {
+			return id
+		}
+	}
+	return ""
+}
+
+// Validate checks the invariants: each label on at most one version, exactly one AWSCURRENT when
+// any version exists, at most MaxLabels labels, each 1-256 characters.
+func (s Set) Validate() error {
+	seen := map[string]string{}
+	total := 0
+	for _, id := range s.ids() {
+		for _, l := range s[id] {
+			if len(l) == 0 || len(l) > MaxLabelLength {
+				return ErrInvalidLabel
+			}
+			if other, ok := seen[l]; ok {
+				return fmt.Errorf("label %s is attached to versions %s and %s", l, other, id)
+			}
+			seen[l] = id
+			total++
+		}
+	}
+	if total > MaxLabels {
+		return ErrTooManyLabels
+	}
+	if len(s) > 0 && seen[Current] == "" {
+		return ErrNoCurrent
+	}
+	return nil
+}
+
+// Put adds a new version (PutSecretValue, or the first value of CreateSecret) and attaches labels
+// to it. With no labels it gets AWSCURRENT. Each attached label leaves the version that held it;
+// when AWSCURRENT moves, AWSPREVIOUS moves to the version that lost it, and that version also loses
+// AWSPENDING (AWS's observed behaviour after a finished rotation).
+func (s Set) Put(id string, labels []string) (Set, error) {
+	if _, ok := s[id]; ok {
+		return nil, ErrVersionExists
+	}
+	if len(labels) == 0 {
+		labels = []string{Current}
+	}
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > MaxLabelLength {
+			return nil, ErrInvalidLabel
+		}
+	}
+	n := s.Clone()
+	n[id] = nil
+	for _, l := range normalize(labels) {
+		n.attach(l, id)
+	}
+	if len(s) == 0 && n.Holder(Current) == "" {
+		return nil, ErrNoCurrent
+	}
+	return n, n.Validate()
+}
+
+// Move is UpdateSecretVersionStage: attach label to moveTo and/or remove it from removeFrom.
+// Moving a label that another version holds requires naming that version in removeFrom.
+func (s Set) Move(label, moveTo, removeFrom string) (Set, error) {
+	if len(label) == 0 || len(label) > MaxLabelLength {
+		return nil, ErrInvalidLabel
+	}
+	if moveTo != "" {
+		if _, ok := s[moveTo]; !ok {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownVersion, moveTo)
+		}
+	}
+	if removeFrom != "" {
+		if _, ok := s[removeFrom]; !ok {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownVersion, removeFrom)
+		}
+		if !slices.Contains(s[removeFrom], label) {
+			return nil, ErrLabelNotOnSource
+		}
+	}
+	holder := s.Holder(label)
+	if moveTo != "" && holder != "" && holder != moveTo && holder != removeFrom {
+		return nil, ErrLabelElsewhere
+	}
+	n := s.Clone()
+	switch {
+	case moveTo == "":
+		if label == Current {
+			return nil, ErrNoCurrent
+		}
+		n[removeFrom] = without(n[removeFrom], label)
+	case moveTo == holder:
+		// Already there: a no-op, as in AWS.
+	default:
+		n.attach(label, moveTo)
+	}
+	return n, n.Validate()
+}
+
+// Finish is the finishSecret step: AWSCURRENT moves to the pending version, AWSPREVIOUS follows,
+// and AWSPENDING is removed.
+func (s Set) Finish(pendingID string) (Set, error) {
+	if _, ok := s[pendingID]; !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownVersion, pendingID)
+	}
+	n := s.Clone()
+	if n.Holder(Current) != pendingID {
+		n.attach(Current, pendingID)
+	}
+	if h := n.Holder(Pending); h != "" {
+		n[h] = without(n[h], Pending)
+	}
+	return n, n.Validate()
+}
+
+// attach puts label on id, removing it from any other version, and applies the AWSPREVIOUS rule.
+func (s Set) attach(label, id string) {
+	from := s.Holder(label)
+	if from == id {
+		return
+	}
+	if from != "" {
+		s[from] = without(s[from], label)
+	}
+	s[id] = normalize(append(s[id], label))
+	if label == Current && from != "" {
+		if p := s.Holder(Previous); p != "" {
+			s[p] = without(s[p], Previous)
+		}
+		s[from] = normalize(append(without(s[from], Pending), Previous))
+	}
+}
+
+// Changed returns the ids whose labels differ between s and n, sorted.
+func Changed(s, n Set) []string {
+	var ids []string
+	for id, ls := range n {
+		if old, ok := s[id]; !ok || !slices.Equal(old, ls) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Prunable returns the deprecated versions to delete: while more than keep versions have no label,
+// the oldest that are at least MinPruneAge old go. Labelled versions are never returned.
+func Prunable(vs []Version, keep int, now time.Time) []string {
+	var deprecated []Version
+	for _, v := range vs {
+		if len(v.Labels) == 0 {
+			deprecated = append(deprecated, v)
+		}
+	}
+	excess := len(deprecated) - keep
+	if excess <= 0 {
+		return nil
+	}
+	sort.SliceStable(deprecated, func(i, j int) bool {
+		if deprecated[i].Created.Equal(deprecated[j].Created) {
+			return deprecated[i].ID < deprecated[j].ID
+		}
+		return deprecated[i].Created.Before(deprecated[j].Created)
+	})
+	var out []string
+	for _, v := range deprecated {
+		if excess == 0 {
+			break
+		}
+		if now.Sub(v.Created) < MinPruneAge {
+			// The list is oldest first, so every later one is younger still.
+			break
+		}
+		out = append(out, v.ID)
+		excess--
+	}
+	return out
+}
+
+func (s Set) ids() []string {
+	ids := make([]string, 0, len(s))
+	for id := range s {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func without(ls []string, label string) []string {
+	out := make([]string, 0, len(ls))
+	for _, l := range ls {
+		if l != label {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func normalize(ls []string) []string {
+	if len(ls) == 0 {
+		return nil
+	}
+	out := slices.Clone(ls)
+	sort.Strings(out)
+	return slices.Compact(out)
+}

@@ -1,0 +1,213 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func set(kv ...any) Set {
+	s := Set{}
+	for i := 0; i < len(kv); i += 2 {
+		var ls []string
+		if kv[i+1] != nil {
+			ls = kv[i+1].([]string)
+		}
+		s[kv[i].(string)] = normalize(ls)
+	}
+	return s
+}
+
+func L(ls ...string) []string { return ls }
+
+func TestPut(t *testing.T) {
+	tests := []struct {
+		name    string
+		start   Set
+		id      string
+		labels  []string
+		want    Set
+		wantErr error
+	}{
+		{"first version gets AWSCURRENT", Set{}, "v1", nil, set("v1", L(Current)), nil},
+		{"second moves current and previous follows", set("v1", L(Current)), "v2", nil,
+			set("v1", L(Previous), "v2", L(Current)), nil},
+		{"third deprecates the first", set("v1", L(Previous), "v2", L(Current)), "v3", nil,
+			set("v1", nil, "v2", L(Previous), "v3", L(Current)), nil},
+		{"custom labels move, current stays", set("v1", L(Current), "v2", L("one", "two", "three")), "v3", L("one", "two", "four"),
+			set("v1", L(Current), "v2", L("three"), "v3", L("four", "one", "two")), nil},
+		{"pending moves to the new version", set("v1", L(Previous), "v2", L(Current, Pending)), "v3", L(Pending),
+			set("v1", L(Previous), "v2", L(Current), "v3", L(Pending)), nil},
+		{"implicit current drops pending from the old current", set("v1", L(Previous), "v2", L(Current, Pending, "keep")), "v3", nil,
+			set("v1", nil, "v2", L(Previous, "keep"), "v3", L(Current)), nil},
+		{"first version with only a custom label has no current", Set{}, "v1", L("x"), nil, ErrNoCurrent},
+		{"duplicate id", set("v1", L(Current)), "v1", nil, nil, ErrVersionExists},
+		{"empty label", set("v1", L(Current)), "v2", L(""), nil, ErrInvalidLabel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.start.Put(tt.id, tt.labels)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPutLabelQuota(t *testing.T) {
+	s := set("v1", L(Current))
+	var labels []string
+	// v1 will carry AWSPREVIOUS and v2 AWSCURRENT, leaving room for 18 custom labels.
+	for i := 0; i < MaxLabels-2; i++ {
+		labels = append(labels, fmt.Sprintf("l%d", i))
+	}
+	if _, err := s.Put("v2", append(labels, Current)); err != nil {
+		t.Fatalf("20 labels must be accepted: %v", err)
+	}
+	if _, err := s.Put("v2", append(labels, Current, "one-too-many")); !errors.Is(err, ErrTooManyLabels) {
+		t.Fatalf("21 labels: err = %v, want ErrTooManyLabels", err)
+	}
+}
+
+func TestMove(t *testing.T) {
+	tests := []struct {
+		name            string
+		start           Set
+		label, to, from string
+		want            Set
+		wantErr         error
+	}{
+		{"AWS example: current moves to pending version", set("v1", L(Current), "v2", L(Pending)), Current, "v2", "v1",
+			set("v1", L(Previous), "v2", L(Current, Pending)), nil},
+		{"rollback moves current back and previous swaps", set("v1", L(Previous), "v2", L(Current)), Current, "v1", "v2",
+			set("v1", L(Current), "v2", L(Previous)), nil},
+		{"moving a held label without naming its holder fails", set("v1", L(Current), "v2", nil), Current, "v2", "",
+			nil, ErrLabelElsewhere},
+		{"removing current alone fails", set("v1", L(Current)), Current, "", "v1", nil, ErrNoCurrent},
+		{"remove a custom label", set("v1", L(Current, "x")), "x", "", "v1", set("v1", L(Current)), nil},
+		{"attach a free custom label", set("v1", L(Current), "v2", nil), "x", "v2", "", set("v1", L(Current), "v2", L("x")), nil},
+		{"already there is a no-op", set("v1", L(Current)), Current, "v1", "", set("v1", L(Current)), nil},
+		{"unknown target", set("v1", L(Current)), "x", "nope", "", nil, ErrUnknownVersion},
+		{"unknown source", set("v1", L(Current)), "x", "v1", "nope", nil, ErrUnknownVersion},
+		{"source does not hold the label", set("v1", L(Current), "v2", nil), "x", "v1", "v2", nil, ErrLabelNotOnSource},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.start.Move(tt.label, tt.to, tt.from)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFinish(t *testing.T) {
+	got, err := set("v1", L(Previous), "v2", L(Current), "v3", L(Pending)).Finish("v3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := set("v1", nil, "v2", L(Previous), "v3", L(Current))
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	// Finishing again is idempotent apart from nothing left to move.
+	again, err := got.Finish("v3")
+	if err != nil || !reflect.DeepEqual(again, want) {
+		t.Fatalf("second finish: %v %v", again, err)
+	}
+	if _, err := want.Finish("nope"); !errors.Is(err, ErrUnknownVersion) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestChanged(t *testing.T) {
+	a := set("v1", L(Current), "v2", nil)
+	b := set("v1", L(Previous), "v2", nil, "v3", L(Current))
+	if got := Changed(a, b); !reflect.DeepEqual(got, []string{"v1", "v3"}) {
+		t.Fatalf("Changed = %v", got)
+	}
+}
+
+func TestPrunable(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	old := now.Add(-48 * time.Hour)
+	young := now.Add(-time.Hour)
+	tests := []struct {
+		name string
+		vs   []Version
+		keep int
+		want []string
+	}{
+		{"under the cap", []Version{{ID: "a", Created: old}, {ID: "b", Created: old}}, 2, nil},
+		{"oldest deprecated first", []Version{{ID: "b", Created: old.Add(time.Minute)}, {ID: "a", Created: old}, {ID: "c", Created: old.Add(2 * time.Minute)}}, 1, []string{"a", "b"}},
+		{"never a young one", []Version{{ID: "a", Created: old}, {ID: "b", Created: young}, {ID: "c", Created: young}}, 1, []string{"a"}},
+		{"never a labelled one", []Version{{ID: "a", Created: old, Labels: L(Current)}, {ID: "b", Created: old, Labels: L("x")}, {ID: "c", Created: old}}, 0, []string{"c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Prunable(tt.vs, tt.keep, now); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzTransitions applies random sequences of Put, Move and Finish and checks that every accepted
+// result keeps AWS's invariants and that AWSPREVIOUS always follows a moved AWSCURRENT.
+func FuzzTransitions(f *testing.F) {
+	f.Add([]byte{0, 1, 0, 2, 1, 0, 1, 2, 2, 3})
+	f.Add([]byte{0, 0, 0, 1, 0, 2, 2, 1, 1, 1, 1, 0})
+	labels := []string{Current, Pending, Previous, "a", "b"}
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		s := Set{}
+		next := 0
+		ids := func(b byte) string {
+			if next == 0 {
+				return "none"
+			}
+			return fmt.Sprintf("v%d", int(b)%next)
+		}
+		for i := 0; i+2 < len(ops) && i < 300; i += 3 {
+			var n Set
+			var err error
+			switch ops[i] % 3 {
+			case 0:
+				var ls []string
+				if ops[i+1]%2 == 1 {
+					ls = []string{labels[int(ops[i+2])%len(labels)]}
+				}
+				n, err = s.Put(fmt.Sprintf("v%d", next), ls)
+				if err == nil {
+					next++
+				}
+			case 1:
+				from := ""
+				if ops[i+2]%3 != 0 {
+					from = ids(ops[i+2])
+				}
+				n, err = s.Move(labels[int(ops[i+1])%len(labels)], ids(ops[i+1]/5), from)
+			case 2:
+				n, err = s.Finish(ids(ops[i+1]))
+			}
+			if err != nil {
+				continue
+			}
+			if verr := n.Validate(); verr != nil {
+				t.Fatalf("accepted transition broke invariants: %v (%v -> %v)", verr, s, n)
+			}
+			oldCur, newCur := s.Holder(Current), n.Holder(Current)
+			if oldCur != "" && newCur != oldCur && n.Holder(Previous) != oldCur {
+				t.Fatalf("AWSCURRENT moved %s -> %s but AWSPREVIOUS is on %q", oldCur, newCur, n.Holder(Previous))
+			}
+			s = n
+		}
+	})
+}

@@ -1,0 +1,117 @@
+// Package summary computes a ManagedSecret's status from what a reconcile found: its versions, the
+// outcome of the reconcile, and the previous status. It is pure, so every rule is table-tested.
+package summary
+
+import (
+	"sort"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
+)
+
+// MaxListedVersions bounds status.versions (at most 20 labels can exist, so at most 20 labelled
+// versions).
+const MaxListedVersions = stages.MaxLabels
+
+// Outcome is the result of one reconcile, as the Ready condition shows it.
+type Outcome struct {
+	Ready   bool
+	Reason  string
+	Message string
+}
+
+// Input is everything the status is computed from.
+type Input struct {
+	Generation int64
+	Previous   v1alpha1.ManagedSecretStatus
+	Versions   []stages.Version
+	TargetName string
+	Outcome    Outcome
+	Now        time.Time
+}
+
+// Status returns the new status. Fields that describe versions are left as they were when the
+// versions could not be read (Versions == nil and the outcome is not Ready).
+func Status(in Input) v1alpha1.ManagedSecretStatus {
+	st := *in.Previous.DeepCopy()
+	st.ObservedGeneration = in.Generation
+	st.TargetSecretName = in.TargetName
+
+	byID := map[string]stages.Version{}
+	for _, v := range in.Versions {
+		byID[v.ID] = v
+	}
+	holder := func(label string) string {
+		for _, v := range in.Versions {
+			for _, l := range v.Labels {
+				if l == label {
+					return v.ID
+				}
+			}
+		}
+		return ""
+	}
+	current := holder(stages.Current)
+	if current != "" && current != in.Previous.CurrentVersionID {
+		t := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
+		st.LastChangedTime = &t
+	}
+	st.CurrentVersionID = current
+	st.PendingVersionID = holder(stages.Pending)
+	st.PreviousVersionID = holder(stages.Previous)
+	st.Versions = listed(in.Versions)
+
+	status := metav1.ConditionFalse
+	if in.Outcome.Ready {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type:               v1alpha1.ConditionReady,
+		Status:             status,
+		Reason:             in.Outcome.Reason,
+		Message:            in.Outcome.Message,
+		ObservedGeneration: in.Generation,
+		LastTransitionTime: metav1.NewTime(in.Now.UTC().Truncate(time.Second)),
+	})
+	return st
+}
+
+// listed returns the labelled versions, newest first, at most MaxListedVersions.
+func listed(vs []stages.Version) []v1alpha1.VersionSummary {
+	var out []v1alpha1.VersionSummary
+	sorted := append([]stages.Version(nil), vs...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if sorted[i].Created.Equal(sorted[j].Created) {
+			return sorted[i].ID < sorted[j].ID
+		}
+		return sorted[i].Created.After(sorted[j].Created)
+	})
+	for _, v := range sorted {
+		if len(v.Labels) == 0 {
+			continue
+		}
+		created := metav1.NewTime(v.Created.UTC())
+		out = append(out, v1alpha1.VersionSummary{VersionID: v.ID, Stages: append([]string(nil), v.Labels...), CreatedTime: &created})
+		if len(out) == MaxListedVersions {
+			break
+		}
+	}
+	return out
+}
+
+// Backoff returns how long to wait before retrying a condition that has held since since: the
+// time it has already lasted, between min and max, so retries thin out the longer it lasts.
+func Backoff(since, now time.Time, min, max time.Duration) time.Duration {
+	d := now.Sub(since)
+	if d < min {
+		return min
+	}
+	if d > max {
+		return max
+	}
+	return d
+}

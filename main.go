@@ -1,0 +1,66 @@
+// Command kube-secrets-manager runs the operator's manager. Later subcommands (the rotation pod's
+// `rotate` and the `kubectl secrets-manager` CLI) live in the same binary.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/controllers"
+)
+
+func main() {
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "manager" {
+		args = args[1:]
+	}
+	if err := runManager(args); err != nil {
+		fmt.Fprintln(os.Stderr, "kube-secrets-manager:", err)
+		os.Exit(1)
+	}
+}
+
+func runManager(args []string) error {
+	o := controllers.DefaultOptions()
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the metrics endpoint (0 disables it)")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "address of the health probes")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "use leader election so only one replica reconciles")
+	fs.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", o.Namespace), "the operator's own namespace (holds the keyring and the leader lease)")
+	fs.StringVar(&o.KeyringSecret, "keyring-secret", o.KeyringSecret, "name of the Secret holding the key-encryption keys")
+	fs.IntVar(&o.ValueLimit, "value-size-limit", o.ValueLimit, "largest secret value in bytes (AWS: 65536)")
+	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "cluster name used in the ARN-like ids in status")
+	fs.IntVar(&o.Workers, "workers", o.Workers, "ManagedSecrets reconciled in parallel")
+	fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "reconcile only this namespace (default: all)")
+	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig (default: $KUBECONFIG, then in-cluster)")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if *kubeconfig != "" {
+		os.Setenv("KUBECONFIG", *kubeconfig)
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return err
+	}
+	ctx := ctrl.SetupSignalHandler()
+	mgr, err := controllers.NewManager(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
