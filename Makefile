@@ -68,6 +68,12 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 build: ## Build the manager binary into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(LOCALBIN)/kube-secrets-manager .
 
+.PHONY: kubectl
+kubectl: ## Build kubectl at the pinned Kubernetes version into bin/k8s.
+	hack/build-control-plane.sh --kubectl >/dev/null
+
 .PHONY: dev
-dev: control-plane manifests build ## Run the operator on a local control plane (etcd + kube-apiserver, no root).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) run ./hack/dev --manager $(LOCALBIN)/kube-secrets-manager
+dev: control-plane kubectl manifests build ## Run the operator on a local control plane (etcd + kube-apiserver, no root).
+	$(GO) build -o $(LOCALBIN)/ksm-dev ./hack/dev
+	@echo "kubectl $(KUBERNETES_VERSION) is in $(ENVTEST_ASSETS); add it to PATH with: export PATH=$(ENVTEST_ASSETS):\$$PATH"
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(LOCALBIN)/ksm-dev --manager $(LOCALBIN)/kube-secrets-manager $(DEV_FLAGS)

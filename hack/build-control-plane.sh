@@ -5,7 +5,7 @@
 # ~/.cache/kube-secrets-manager), so a fresh clone on the same machine does not rebuild, and link
 # them into bin/k8s/<version>/ (ignored by git).
 #
-# Usage: hack/build-control-plane.sh [--node]
+# Usage: hack/build-control-plane.sh [--kubectl] [--node]
 # Prints the folder holding the binaries (usable as KUBEBUILDER_ASSETS) on its last line.
 set -euo pipefail
 
@@ -18,9 +18,13 @@ WORK="${CACHE}/k8s/build"
 LINK="${ROOT}/bin/k8s/${KUBERNETES_VERSION}"
 
 binaries=(kube-apiserver)
-if [[ "${1:-}" == "--node" ]]; then
-  binaries+=(kube-controller-manager kube-scheduler kubelet)
-fi
+for arg in "$@"; do
+  case "${arg}" in
+    --kubectl) binaries+=(kubectl) ;;
+    --node) binaries+=(kube-controller-manager kube-scheduler kubelet) ;;
+    *) echo "build-control-plane: unknown argument ${arg}" >&2; exit 2 ;;
+  esac
+done
 
 mkdir -p "${OUT}" "${WORK}"
 

@@ -1,0 +1,247 @@
+// Command dev runs kube-secrets-manager on a local control plane, without root: etcd and
+// kube-apiserver (built from source by hack/build-control-plane.sh) started through envtest, the
+// CRDs installed, the operator binary running against it, and config/samples applied. It prints a
+// kubeconfig and commands to try, runs until Ctrl-C, then stops everything and removes its files.
+//
+// With -smoke it exits 0 as soon as every sample ManagedSecret is Ready (used by CI).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/controllers"
+)
+
+func main() {
+	manager := flag.String("manager", "bin/kube-secrets-manager", "the operator binary to run")
+	samples := flag.String("samples", "config/samples", "folder of manifests to apply")
+	crds := flag.String("crds", "config/crd/bases", "folder of CRDs to install")
+	smoke := flag.Bool("smoke", false, "exit once every sample ManagedSecret is Ready")
+	flag.Parse()
+	if err := run(*manager, *samples, *crds, *smoke); err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run(managerBin, samplesDir, crdDir string, smoke bool) error {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return errors.New("KUBEBUILDER_ASSETS is not set; run 'make dev', which builds kube-apiserver and etcd first")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tmp, err := os.MkdirTemp("", "kube-secrets-manager-dev-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	env := &envtest.Environment{CRDDirectoryPaths: []string{crdDir}, ErrorIfCRDPathMissing: true}
+	say("starting etcd and kube-apiserver")
+	cfg, err := env.Start()
+	if err != nil {
+		return fmt.Errorf("starting the control plane: %w", err)
+	}
+	defer func() {
+		say("stopping the control plane")
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "dev: stopping the control plane:", err)
+		}
+	}()
+
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		return err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(tmp, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		return err
+	}
+
+	c, err := client.New(cfg, client.Options{Scheme: controllers.Scheme()})
+	if err != nil {
+		return err
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-secrets-manager"}}); err != nil {
+		return err
+	}
+
+	probe, err := freePort()
+	if err != nil {
+		return err
+	}
+	say("starting the operator (%s)", managerBin)
+	cmd := exec.Command(managerBin, "--kubeconfig", kubeconfig, "--namespace", "kube-secrets-manager",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", probe)
+	cmd.Stdout, cmd.Stderr = prefixed("operator | "), prefixed("operator | ")
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		}
+		say("operator stopped")
+	}()
+
+	names, err := applySamples(ctx, c, samplesDir)
+	if err != nil {
+		return err
+	}
+	say("applied %d objects from %s", len(names), samplesDir)
+
+	fmt.Printf(`
+kube-secrets-manager is running on a local control plane.
+
+  export KUBECONFIG=%s
+
+Try:
+  kubectl get secretsmanager                     # ManagedSecrets, SecretVersions, RotationPolicies
+  kubectl get msec                               # Ready, current version id, age
+  kubectl get secversions                        # versions with their staging labels
+  kubectl describe msec orders-db                # conditions and Events
+  kubectl get secret orders-db -o jsonpath='{.data.password}' | base64 -d; echo
+
+Press Ctrl-C to stop; everything started here is stopped and %s is removed.
+
+`, kubeconfig, tmp)
+
+	readyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := waitSamplesReady(readyCtx, c, exited); err != nil {
+		return err
+	}
+	say("every sample ManagedSecret is Ready")
+	if smoke {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		say("interrupted, cleaning up")
+		return nil
+	case err := <-exited:
+		return fmt.Errorf("the operator exited: %v", err)
+	}
+}
+
+// applySamples creates every object in the folder's YAML files, in the default namespace.
+func applySamples(ctx context.Context, c client.Client, dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for {
+			obj := &unstructured.Unstructured{}
+			if err := dec.Decode(&obj.Object); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			if len(obj.Object) == 0 {
+				continue
+			}
+			if obj.GetNamespace() == "" {
+				obj.SetNamespace("default")
+			}
+			if err := c.Create(ctx, obj, client.FieldValidation(metav1.FieldValidationStrict)); err != nil {
+				return nil, fmt.Errorf("%s: %s %s: %w", f, obj.GetKind(), obj.GetName(), err)
+			}
+			names = append(names, obj.GetKind()+"/"+obj.GetName())
+		}
+	}
+	return names, nil
+}
+
+func waitSamplesReady(ctx context.Context, c client.Client, exited <-chan error) error {
+	for {
+		list := &v1alpha1.ManagedSecretList{}
+		if err := c.List(ctx, list); err == nil {
+			var waiting []string
+			for _, m := range list.Items {
+				cond := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionReady)
+				if cond == nil || cond.Status != metav1.ConditionTrue {
+					waiting = append(waiting, m.Name)
+				}
+			}
+			if len(waiting) == 0 && len(list.Items) > 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sample ManagedSecrets did not become Ready: %w", ctx.Err())
+		case err := <-exited:
+			return fmt.Errorf("the operator exited: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("dev | "+format+"\n", args...)
+}
+
+func prefixed(prefix string) io.Writer {
+	r, w := io.Pipe()
+	go func() {
+		s := bufio.NewScanner(r)
+		s.Buffer(make([]byte, 64*1024), 1024*1024)
+		for s.Scan() {
+			fmt.Println(prefix + strings.TrimRight(s.Text(), "\n"))
+		}
+	}()
+	return w
+}
