@@ -1,0 +1,372 @@
+package dbrotate
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+)
+
+// These tests rotate real users on real servers: PostgreSQL at 127.0.0.1:5432 (superuser
+// postgres, trust) and MariaDB/MySQL at 127.0.0.1:3306 (root, empty password). With CI=true a
+// missing server fails the test; elsewhere it skips.
+
+const pgGroup = "ksm_rotation_test"
+
+func needServer(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not reachable (CI must have it; .ci/run starts it): %v", what, err)
+	}
+	t.Skipf("%s is not reachable: %v", what, err)
+}
+
+func randomName(prefix string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+func randomPassword() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	// Characters that need quoting in SQL, to prove values are bound, not spliced.
+	return "p'\"\\;" + hex.EncodeToString(b)
+}
+
+// pgAdmin connects as the postgres superuser over trust and makes sure members of pgGroup must
+// give their password (a pg_hba.conf line ahead of the trust lines), so a login really tests it.
+func pgAdmin(t *testing.T) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=5")
+	needServer(t, "PostgreSQL", err)
+	if _, err := conn.Exec(ctx, fmt.Sprintf("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s NOLOGIN; END IF; END $$", pgGroup, pgGroup)); err != nil {
+		t.Fatal(err)
+	}
+	var hba string
+	if err := conn.QueryRow(ctx, "SHOW hba_file").Scan(&hba); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(hba)
+	if err != nil {
+		t.Fatalf("reading %s to require passwords for %s: %v", hba, pgGroup, err)
+	}
+	line := fmt.Sprintf("host all +%s 127.0.0.1/32 scram-sha-256", pgGroup)
+	if !strings.Contains(string(data), line) {
+		header := "# kube-secrets-manager tests: members of " + pgGroup + " log in with a password\n" + line + "\n" +
+			fmt.Sprintf("host all +%s ::1/128 scram-sha-256", pgGroup) + "\n"
+		if err := os.WriteFile(hba, append([]byte(header), data...), 0o640); err != nil {
+			t.Fatalf("cannot require passwords for %s in %s: %v", pgGroup, hba, err)
+		}
+		if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return conn
+}
+
+func pgCreds(user, password string) Creds {
+	return Creds{Engine: "postgres", Host: "127.0.0.1", Port: 5432, Username: user, Password: password, DBName: "postgres"}
+}
+
+func pgLogin(c Creds) bool { return pgCanLogin(context.Background(), c) }
+
+func pgCreateUser(t *testing.T, admin *pgx.Conn, extra string) Creds {
+	t.Helper()
+	ctx := context.Background()
+	user, pw := randomName("ksm_t_"), randomPassword()
+	if err := pgExecFormatted(ctx, admin, "CREATE ROLE %I WITH LOGIN "+extra+" PASSWORD %L IN ROLE "+pgGroup, user, pw); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, u := range []string{user, user + "_clone"} {
+			_ = pgExecFormatted(context.Background(), admin, "DROP ROLE IF EXISTS %I", u)
+		}
+	})
+	return pgCreds(user, pw)
+}
+
+func TestPostgreSQLPasswordsAreChecked(t *testing.T) {
+	admin := pgAdmin(t)
+	defer admin.Close(context.Background())
+	c := pgCreateUser(t, admin, "")
+	if !pgLogin(c) {
+		t.Fatal("the right password does not log in")
+	}
+	c.Password = "wrong"
+	if pgLogin(c) {
+		t.Fatal("a wrong password logs in: the tests would prove nothing")
+	}
+}
+
+func TestPostgreSQLSingleUser(t *testing.T) {
+	ctx := context.Background()
+	admin := pgAdmin(t)
+	defer admin.Close(ctx)
+	cur := pgCreateUser(t, admin, "")
+	pend := cur
+	pend.Password = randomPassword()
+	m := Material{Current: cur, Pending: pend}
+	s := PostgreSQL{}
+	if err := s.Set(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Test(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if !pgLogin(pend) || pgLogin(cur) {
+		t.Fatal("after setSecret the pending password must log in and the old one must not")
+	}
+	// A second run (a retried pod) sees the pending credentials work and does nothing.
+	if err := s.Set(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// A rotation interrupted after setSecret: AWSCURRENT no longer logs in, AWSPREVIOUS does not
+	// either, and a new pending value is set through... nothing: refused with AWS's message.
+	next := pend
+	next.Password = randomPassword()
+	err := s.Set(ctx, Material{Current: cur, Pending: next})
+	if err != ErrNoLogin {
+		t.Fatalf("err = %v, want ErrNoLogin", err)
+	}
+	// With the working credentials as AWSPREVIOUS (a rollback happened), the ladder uses them.
+	if err := s.Set(ctx, Material{Current: cur, Previous: &pend, Pending: next}); err != nil {
+		t.Fatal(err)
+	}
+	if !pgLogin(next) {
+		t.Fatal("logging in via AWSPREVIOUS did not rotate")
+	}
+}
+
+func TestPostgreSQLAlternatingUsers(t *testing.T) {
+	ctx := context.Background()
+	admin := pgAdmin(t)
+	defer admin.Close(ctx)
+	su := pgCreateUser(t, admin, "SUPERUSER")
+	cur := pgCreateUser(t, admin, "")
+	table := randomName("ksm_tbl_")
+	if err := pgExecFormatted(ctx, admin, "CREATE TABLE %I (id int)", table); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pgExecFormatted(context.Background(), admin, "DROP TABLE IF EXISTS %I", table) })
+	if err := pgExecFormatted(ctx, admin, "GRANT SELECT ON %I TO %I", table, cur.Username); err != nil {
+		t.Fatal(err)
+	}
+	s := PostgreSQL{Alternating: true}
+
+	// Rotation 1: orders -> orders_clone, created with the original's privileges.
+	clone := cur
+	clone.Username, clone.Password = cur.Username+"_clone", randomPassword()
+	m := Material{Current: cur, Pending: clone, Superuser: &su}
+	if err := s.Set(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Test(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if !pgLogin(clone) || !pgLogin(cur) {
+		t.Fatal("after alternating, both users must log in")
+	}
+	conn, err := pgConnect(ctx, clone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("SELECT * FROM %s", pgx.Identifier{table}.Sanitize())); err != nil {
+		t.Fatalf("the clone lacks the original's privileges: %v", err)
+	}
+	conn.Close(ctx)
+
+	// Rotation 2: back to the original user with a new password; the clone (now AWSPREVIOUS)
+	// keeps working, the original's old password (the one before) is replaced.
+	back := cur
+	back.Password = randomPassword()
+	m2 := Material{Current: clone, Previous: &cur, Pending: back, Superuser: &su}
+	if err := s.Set(ctx, m2); err != nil {
+		t.Fatal(err)
+	}
+	if !pgLogin(back) || !pgLogin(clone) || pgLogin(cur) {
+		t.Fatal("after the second rotation: new original and clone must log in, the original's old password must not")
+	}
+
+	// Without a working current login nothing happens (confused-deputy guard).
+	bogus := clone
+	bogus.Password = "not-it"
+	other := cur
+	other.Password = randomPassword()
+	if err := s.Set(ctx, Material{Current: bogus, Pending: other, Superuser: &su}); err == nil || !strings.Contains(err.Error(), "rotation refused") {
+		t.Fatalf("err = %v", err)
+	}
+	if !pgLogin(back) {
+		t.Fatal("a refused rotation changed a password")
+	}
+	// Wrong superuser credentials fail without a password in the message.
+	badSU := su
+	badSU.Password = "wrong-su-password"
+	err = s.Set(ctx, Material{Current: back, Pending: Creds{Engine: "postgres", Host: "127.0.0.1", Port: 5432, Username: clone.Username, Password: randomPassword()}, Superuser: &badSU})
+	if err == nil || strings.Contains(err.Error(), "wrong-su-password") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func mysqlAdmin(t *testing.T) *sql.DB {
+	t.Helper()
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr, cfg.InterpolateParams = "root", "tcp", "127.0.0.1:3306", true
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	needServer(t, "MariaDB/MySQL", db.Ping())
+	return db
+}
+
+func mysqlCreds(user, password string) Creds {
+	return Creds{Engine: "mysql", Host: "127.0.0.1", Port: 3306, Username: user, Password: password}
+}
+
+func mysqlCreateUser(t *testing.T, admin *sql.DB, grants ...string) Creds {
+	t.Helper()
+	user, pw := randomName("ksm_t_"), randomPassword()
+	if _, err := admin.Exec("CREATE USER ?@'%' IDENTIFIED BY ?", user, pw); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range grants {
+		if _, err := admin.Exec(g+" TO ?@'%'", user); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, u := range []string{user, user + "_clone"} {
+			admin.Exec("DROP USER IF EXISTS ?@'%'", u)
+		}
+	})
+	return mysqlCreds(user, pw)
+}
+
+func mysqlLogin(c Creds) bool { return mysqlCanLogin(context.Background(), c) }
+
+func TestMySQLSingleUser(t *testing.T) {
+	ctx := context.Background()
+	admin := mysqlAdmin(t)
+	defer admin.Close()
+	cur := mysqlCreateUser(t, admin)
+	wrong := cur
+	wrong.Password = "wrong"
+	if mysqlLogin(wrong) {
+		t.Fatal("a wrong password logs in: the tests would prove nothing")
+	}
+	pend := cur
+	pend.Password = randomPassword()
+	m := Material{Current: cur, Pending: pend}
+	s := MySQL{}
+	if err := s.Set(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Test(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if !mysqlLogin(pend) || mysqlLogin(cur) {
+		t.Fatal("after setSecret the pending password must log in and the old one must not")
+	}
+	if err := s.Set(ctx, m); err != nil {
+		t.Fatalf("a re-run must be a no-op: %v", err)
+	}
+}
+
+func TestMySQLAlternatingUsers(t *testing.T) {
+	ctx := context.Background()
+	admin := mysqlAdmin(t)
+	defer admin.Close()
+	dbName := randomName("ksm_db_")
+	if _, err := admin.Exec("CREATE DATABASE " + dbName); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + dbName) })
+	su := mysqlCreateUser(t, admin)
+	if _, err := admin.Exec("GRANT ALL PRIVILEGES ON *.* TO ?@'%' WITH GRANT OPTION", su.Username); err != nil {
+		t.Fatal(err)
+	}
+	cur := mysqlCreateUser(t, admin, "GRANT SELECT ON "+dbName+".*")
+	cur.DBName = dbName
+	s := MySQL{Alternating: true}
+	clone := cur
+	clone.Username, clone.Password = cur.Username+"_clone", randomPassword()
+	m := Material{Current: cur, Pending: clone, Superuser: &su}
+	if err := s.Set(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Test(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if !mysqlLogin(clone) || !mysqlLogin(cur) {
+		t.Fatal("after alternating, both users must log in")
+	}
+	// The clone got the original's grant on the database.
+	var grants []string
+	rows, err := admin.Query("SHOW GRANTS FOR ?@'%'", clone.Username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var g string
+		rows.Scan(&g)
+		grants = append(grants, g)
+	}
+	rows.Close()
+	if !strings.Contains(strings.Join(grants, "\n"), "GRANT SELECT ON `"+dbName+"`.*") {
+		t.Fatalf("grants were not copied: %v", grants)
+	}
+	back := cur
+	back.Password = randomPassword()
+	if err := s.Set(ctx, Material{Current: clone, Previous: &cur, Pending: back, Superuser: &su}); err != nil {
+		t.Fatal(err)
+	}
+	if !mysqlLogin(back) || !mysqlLogin(clone) || mysqlLogin(cur) {
+		t.Fatal("after the second rotation: new original and clone must log in, the original's old password must not")
+	}
+}
+
+func TestParseServerVersion(t *testing.T) {
+	tests := []struct {
+		v     string
+		limit int
+		maria bool
+	}{
+		{"10.11.19-MariaDB-0+deb12u1", 80, true},
+		{"8.0.36", 32, false},
+		{"5.7.8-log", 32, false},
+		{"5.7.7", 16, false},
+		{"5.6.51", 16, false},
+	}
+	for _, tt := range tests {
+		if s := parseServerVersion(tt.v); s.usernameLimit != tt.limit || s.mariaDB != tt.maria {
+			t.Errorf("%s: %+v", tt.v, s)
+		}
+	}
+}
+
+func TestParseCreds(t *testing.T) {
+	c, err := ParseCreds([]byte(`{"engine":"postgres","host":"h","username":"u","password":"p","port":"6543","ssl":"true"}`), 5432)
+	if err != nil || c.Port != 6543 || c.SSL == nil || !*c.SSL {
+		t.Fatalf("%+v %v", c, err)
+	}
+	c, err = ParseCreds([]byte(`{"host":"h","username":"u","password":"p","port":3307,"ssl":"maybe"}`), 3306)
+	if err != nil || c.Port != 3307 || c.SSL != nil {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if _, err := ParseCreds([]byte(`{"host":"h","username":"u"}`), 1); err == nil || !strings.Contains(err.Error(), `"password"`) {
+		t.Fatalf("missing password: %v", err)
+	}
+}

@@ -1,0 +1,181 @@
+package dbrotate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// PostgreSQL implements setSecret/testSecret for the postgresql-* strategies.
+type PostgreSQL struct {
+	Alternating bool
+}
+
+const postgresDefaultPort = 5432
+
+func pgConnString(c Creds) string {
+	mode := "prefer"
+	if c.SSL != nil {
+		mode = map[bool]string{true: "verify-full", false: "disable"}[*c.SSL]
+	}
+	db := c.DBName
+	if db == "" {
+		db = "postgres"
+	}
+	kv := func(k, v string) string {
+		v = strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), `'`, `\'`)
+		return fmt.Sprintf("%s='%s'", k, v)
+	}
+	return strings.Join([]string{
+		kv("host", c.Host), kv("port", fmt.Sprint(c.Port)), kv("user", c.Username),
+		kv("password", c.Password), kv("dbname", db), kv("sslmode", mode),
+		kv("connect_timeout", fmt.Sprint(int(ConnectTimeout.Seconds()))),
+	}, " ")
+}
+
+func pgConnect(ctx context.Context, c Creds) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(pgConnString(c))
+	if err != nil {
+		// The parse error could quote the connection string; say only that it is invalid.
+		return nil, errors.New("the credentials do not form a valid PostgreSQL connection")
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s:%d as %s failed", c.Host, c.Port, c.Username)
+	}
+	return conn, nil
+}
+
+func pgCanLogin(ctx context.Context, c Creds) bool {
+	conn, err := pgConnect(ctx, c)
+	if err != nil {
+		return false
+	}
+	defer conn.Close(ctx)
+	return conn.Ping(ctx) == nil
+}
+
+// Set makes the database accept the pending credentials.
+func (p PostgreSQL) Set(ctx context.Context, m Material) error {
+	if pgCanLogin(ctx, m.Pending) {
+		return nil
+	}
+	if m.Current.Host != m.Pending.Host {
+		return errors.New("the pending host differs from the current host")
+	}
+	if p.Alternating {
+		return p.setAlternating(ctx, m)
+	}
+	if m.Current.Username != m.Pending.Username {
+		return errors.New("the pending username differs from the current username")
+	}
+	// Log in with current, or else previous (after an interrupted rotation).
+	login := m.Current
+	conn, err := pgConnect(ctx, login)
+	if err != nil && m.Previous != nil && m.Previous.Username == m.Pending.Username && m.Previous.Host == m.Pending.Host {
+		prev := *m.Previous
+		prev.SSL = m.Current.SSL
+		conn, err = pgConnect(ctx, prev)
+	}
+	if err != nil {
+		return ErrNoLogin
+	}
+	defer conn.Close(ctx)
+	return pgSetPassword(ctx, conn, m.Pending.Username, m.Pending.Password)
+}
+
+func (p PostgreSQL) setAlternating(ctx context.Context, m Material) error {
+	if m.Superuser == nil {
+		return errors.New("the alternating-users strategy needs the superuser credentials")
+	}
+	// Refuse to act for someone who cannot log in as the current user (AWS's confused-deputy guard).
+	if !pgCanLogin(ctx, m.Current) {
+		return errors.New("unable to log into database with the current secret; rotation refused")
+	}
+	su := *m.Superuser
+	su.DBName = m.Current.DBName
+	if su.Host != m.Current.Host {
+		return errors.New("the superuser's host differs from the current host")
+	}
+	conn, err := pgConnect(ctx, su)
+	if err != nil {
+		return fmt.Errorf("logging in as the superuser failed: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", m.Pending.Username).Scan(&exists); err != nil {
+		return fmt.Errorf("looking up role %s failed: %s", m.Pending.Username, pgErrorCode(err))
+	}
+	if exists {
+		return pgSetPassword(ctx, conn, m.Pending.Username, m.Pending.Password)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if err := pgExecFormatted(ctx, tx, "CREATE ROLE %I WITH LOGIN PASSWORD %L", m.Pending.Username, m.Pending.Password); err != nil {
+		return fmt.Errorf("creating role %s failed: %s", m.Pending.Username, pgErrorCode(err))
+	}
+	if err := pgExecFormatted(ctx, tx, "GRANT %I TO %I", m.Current.Username, m.Pending.Username); err != nil {
+		return fmt.Errorf("granting %s to %s failed: %s", m.Current.Username, m.Pending.Username, pgErrorCode(err))
+	}
+	return tx.Commit(ctx)
+}
+
+type pgQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, arguments ...any) (pgconn.CommandTag, error)
+}
+
+// pgExecFormatted has the server build the statement with format(): %I quotes identifiers and %L
+// quotes literals, with every argument bound as a parameter, so nothing is spliced on our side.
+func pgExecFormatted(ctx context.Context, q pgQuerier, format string, args ...string) error {
+	placeholders := make([]string, len(args))
+	bound := []any{format}
+	for i, a := range args {
+		placeholders[i] = fmt.Sprintf("$%d::text", i+2)
+		bound = append(bound, a)
+	}
+	var stmt string
+	if err := q.QueryRow(ctx, "SELECT format($1::text, "+strings.Join(placeholders, ", ")+")", bound...).Scan(&stmt); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, stmt)
+	return err
+}
+
+func pgSetPassword(ctx context.Context, q pgQuerier, user, password string) error {
+	if err := pgExecFormatted(ctx, q, "ALTER ROLE %I WITH PASSWORD %L", user, password); err != nil {
+		return fmt.Errorf("changing the password of %s failed: %s", user, pgErrorCode(err))
+	}
+	return nil
+}
+
+// Test logs in with the pending credentials and runs a harmless query.
+func (PostgreSQL) Test(ctx context.Context, m Material) error {
+	conn, err := pgConnect(ctx, m.Pending)
+	if err != nil {
+		return fmt.Errorf("testSecret: %w", err)
+	}
+	defer conn.Close(ctx)
+	var now any
+	if err := conn.QueryRow(ctx, "SELECT now()").Scan(&now); err != nil {
+		return fmt.Errorf("testSecret: the query failed: %s", pgErrorCode(err))
+	}
+	return nil
+}
+
+// pgErrorCode reduces a server error to its SQLSTATE and message; PostgreSQL's messages name
+// roles and objects, never a password we sent (those travel inside bound parameters).
+func pgErrorCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+	}
+	return "the database request failed"
+}

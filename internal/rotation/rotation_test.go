@@ -1,0 +1,109 @@
+package rotation
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
+)
+
+func TestAlternateUsername(t *testing.T) {
+	tests := []struct {
+		name, in string
+		limit    int
+		want     string
+		wantErr  string
+	}{
+		{"append", "orders", 63, "orders_clone", ""},
+		{"strip", "orders_clone", 63, "orders", ""},
+		{"only the suffix is a name of its own", "_clone", 63, "_clone_clone", ""},
+		{"exactly at the PostgreSQL limit", strings.Repeat("a", 57), 63, strings.Repeat("a", 57) + "_clone", ""},
+		{"over the PostgreSQL limit", strings.Repeat("a", 58), 63, "", "64 characters, over the limit of 63"},
+		{"stripping never exceeds", strings.Repeat("a", 70) + "_clone", 63, strings.Repeat("a", 70), ""},
+		{"empty", "", 63, "", "no username"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := AlternateUsername(tt.in, tt.limit)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %q, %v", got, err)
+			}
+		})
+	}
+}
+
+func TestPendingValue(t *testing.T) {
+	cur := `{"engine":"postgres","host":"127.0.0.1","port":5432,"username":"orders","password":"old","dbname":"orders","extra":"kept"}`
+	tests := []struct {
+		strategy string
+		in       string
+		wantUser string
+		wantErr  string
+	}{
+		{v1alpha1.StrategyPostgreSQLSingleUser, cur, "orders", ""},
+		{v1alpha1.StrategyPostgreSQLAlternatingUsers, cur, "orders_clone", ""},
+		{v1alpha1.StrategyMySQLAlternatingUsers, strings.Replace(cur, `"orders",`, `"orders_clone",`, 1), "orders", ""},
+		{v1alpha1.StrategyPassword, cur, "orders", ""},
+		{v1alpha1.StrategyPostgreSQLSingleUser, `{"engine":"postgres","username":"u","password":"p"}`, "", `key "host" is missing`},
+		{v1alpha1.StrategyMySQLSingleUser, `plain`, "", "not a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.strategy+tt.wantErr, func(t *testing.T) {
+			got, err := PendingValue([]byte(tt.in), tt.strategy, "new<&>pw")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "new<&>pw") {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var obj map[string]any
+			if err := json.Unmarshal(got, &obj); err != nil {
+				t.Fatal(err)
+			}
+			if obj["password"] != "new<&>pw" || obj["username"] != tt.wantUser || obj["host"] != "127.0.0.1" || obj["port"] != float64(5432) {
+				t.Fatalf("pending %s", got)
+			}
+			if tt.in == cur && obj["extra"] != "kept" {
+				t.Fatal("other fields must be carried forward")
+			}
+		})
+	}
+	plain, err := PendingValue([]byte("just-a-token"), v1alpha1.StrategyPassword, "fresh")
+	if err != nil || string(plain) != "fresh" {
+		t.Fatalf("plain value: %s %v", plain, err)
+	}
+}
+
+func TestPendingVersion(t *testing.T) {
+	tests := []struct {
+		name string
+		vs   []stages.Version
+		want string
+	}{
+		{"none", []stages.Version{{ID: "a", Labels: []string{stages.Current}}}, ""},
+		{"unfinished rotation", []stages.Version{{ID: "a", Labels: []string{stages.Current}}, {ID: "b", Labels: []string{stages.Pending}}}, "b"},
+		{"finished rotation (AWSPENDING with AWSCURRENT) is not pending", []stages.Version{{ID: "a", Labels: []string{stages.Current, stages.Pending}}}, ""},
+	}
+	for _, tt := range tests {
+		if got := PendingVersion(tt.vs); got != tt.want {
+			t.Errorf("%s: got %q", tt.name, got)
+		}
+	}
+}
+
+func TestUsernameLimit(t *testing.T) {
+	if UsernameLimit(v1alpha1.StrategyPostgreSQLAlternatingUsers) != 63 || UsernameLimit(v1alpha1.StrategyMySQLAlternatingUsers) != 80 {
+		t.Fatal("limits")
+	}
+}
