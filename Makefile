@@ -63,6 +63,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	$(GO) test ./internal/envelope -run '^$$' -fuzz FuzzOpen -fuzztime $${FUZZTIME:-20s}
 	$(GO) test ./internal/keyring -run '^$$' -fuzz FuzzDecodeWrappedKey -fuzztime $${FUZZTIME:-20s}
 	$(GO) test ./internal/stages -run '^$$' -fuzz FuzzTransitions -fuzztime $${FUZZTIME:-20s}
+	$(GO) test ./internal/keyring -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-20s}
+	$(GO) test ./internal/value -run '^$$' -fuzz FuzzRender -fuzztime $${FUZZTIME:-20s}
 
 .PHONY: build
 build: ## Build the manager binary into bin/.

@@ -43,6 +43,16 @@ func (k KeyringStore) LoadOrCreate(ctx context.Context) (*keyring.Keyring, error
 	if !apierrors.IsNotFound(err) {
 		return ring, err
 	}
+	// A missing keyring while versions exist means it was lost: making a new one would reuse key
+	// ids and leave every version unreadable without saying why.
+	existing := &v1alpha1.SecretVersionList{}
+	if err := k.Client.List(ctx, existing, client.Limit(1)); err != nil {
+		return nil, fmt.Errorf("checking for existing versions: %w", err)
+	}
+	if len(existing.Items) > 0 {
+		return nil, fmt.Errorf("the keyring Secret %s/%s is missing but encrypted versions exist (for example %s/%s); restore the keyring from a backup instead of starting with a new one",
+			k.Namespace, k.Name, existing.Items[0].Namespace, existing.Items[0].Name)
+	}
 	ring, err = keyring.New(time.Now())
 	if err != nil {
 		return nil, err

@@ -36,8 +36,11 @@ type ManagedSecretReconciler struct {
 	Keys        envelope.KeyProvider
 	ValueLimit  int
 	ClusterName string
-	Workers     int
-	Now         func() time.Time
+	// KeyringNamespace and KeyringSecret name the keyring, which is never imported.
+	KeyringNamespace string
+	KeyringSecret    string
+	Workers          int
+	Now              func() time.Time
 }
 
 // +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=managedsecrets,verbs=get;list;watch;patch;update
@@ -47,6 +50,7 @@ type ManagedSecretReconciler struct {
 // +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=rotationpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile runs the phases of one ManagedSecret and patches its status once.
 func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -61,7 +65,11 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		// A merge patch touches only the finalizers, so we claim no ownership of spec fields.
 		orig := msec.DeepCopy()
 		controllerutil.AddFinalizer(msec, v1alpha1.Finalizer)
-		if err := r.Patch(ctx, msec, client.MergeFrom(orig)); err != nil {
+		err := r.Patch(ctx, msec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+		}
+		if err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -77,17 +85,21 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		Outcome:    res.outcome,
 		Now:        s.now,
 	})
-	if newStatus.ID == "" {
-		newStatus.ID = stableID(r.ClusterName, msec.Namespace, msec.Name)
-	}
-	r.announce(msec, s.before, res.outcome)
+	newStatus.ID = stableID(r.ClusterName, msec)
 	if !equality.Semantic.DeepEqual(*s.before, newStatus) {
 		orig := msec.DeepCopy()
 		msec.Status = newStatus
-		if err := r.Status().Patch(ctx, msec, client.MergeFrom(orig)); err != nil {
+		// The optimistic lock turns a reconcile that read a stale ManagedSecret into a conflict
+		// and a quick retry, instead of a status computed from old facts.
+		err := r.Status().Patch(ctx, msec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+		}
+		if err != nil {
 			return ctrl.Result{}, err
 		}
 	}
+	r.announce(msec, s.before, res.outcome)
 	if res.err != nil {
 		log.FromContext(ctx).Info("reconcile will be retried", "reason", res.outcome.Reason, "error", res.err.Error())
 		return ctrl.Result{}, errRetry
@@ -105,7 +117,8 @@ func (r *ManagedSecretReconciler) finalize(ctx context.Context, msec *v1alpha1.M
 		return ctrl.Result{}, err
 	}
 	if remaining > 0 {
-		return ctrl.Result{RequeueAfter: time.Second}, nil
+		// Something (another finalizer, say) holds an object back: look again, less and less often.
+		return ctrl.Result{RequeueAfter: summary.Backoff(msec.DeletionTimestamp.Time, r.now(), time.Second, 5*time.Minute)}, nil
 	}
 	orig := msec.DeepCopy()
 	controllerutil.RemoveFinalizer(msec, v1alpha1.Finalizer)

@@ -1,14 +1,11 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"time"
 
@@ -17,8 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -30,9 +25,6 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/summary"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
 )
-
-// AnnotationVersionID on the projected Secret names the version it holds (an id, not a value).
-const AnnotationVersionID = "kube-secrets-manager.io/version-id"
 
 var errRetry = errors.New("transient failure, retrying with backoff")
 
@@ -167,16 +159,27 @@ func (r *ManagedSecretReconciler) createFirstVersion(ctx context.Context, s *sco
 		if err != nil {
 			return transient(v1alpha1.ReasonSourceNotFound, "reading the fromSecret source failed", err), true
 		}
+		if src.Type == corev1.SecretTypeServiceAccountToken || src.Type == corev1.SecretTypeBootstrapToken {
+			return failed(v1alpha1.ReasonInvalidSource, fmt.Sprintf("Secret %s is of type %s, which is never imported", spec.FromSecret.Name, src.Type)), true
+		}
+		if s.msec.Namespace == r.KeyringNamespace && spec.FromSecret.Name == r.KeyringSecret {
+			return failed(v1alpha1.ReasonInvalidSource, "the operator's keyring is never imported"), true
+		}
 		plaintext, err = value.FromSecretData(src.Data)
 		if err != nil {
-			return failed(v1alpha1.ReasonInvalidSource, fmt.Sprintf("Secret %s: %s", spec.FromSecret.Name, err)), true
+			// The source is not watched; retry slowly so a fixed source is picked up.
+			return s.waitFor(v1alpha1.ReasonInvalidSource, fmt.Sprintf("Secret %s: %s", spec.FromSecret.Name, err)), true
 		}
 	default:
 		return failed(v1alpha1.ReasonAwaitingValue, "the secret has no value yet; put one with 'kubectl secrets-manager put'"), true
 	}
 	defer clear(plaintext)
 	if err := value.CheckSize(plaintext, r.ValueLimit); err != nil {
-		return failed(v1alpha1.ReasonValueTooLarge, err.Error()+"; no version was written"), true
+		res := failed(v1alpha1.ReasonValueTooLarge, err.Error()+"; no version was written")
+		if spec.FromSecret != nil {
+			res = s.waitFor(v1alpha1.ReasonValueTooLarge, err.Error()+"; no version was written")
+		}
+		return res, true
 	}
 	versionID := string(s.msec.UID)
 	sv, err := r.sealVersion(ctx, s.msec, versionID, []string{stages.Current}, plaintext)
@@ -237,77 +240,6 @@ func (r *ManagedSecretReconciler) open(ctx context.Context, msec *v1alpha1.Manag
 	return envelope.Open(ctx, r.Keys, binding(msec, v.Spec.VersionID), envelope.Sealed{
 		Algorithm: p.Algorithm, KeyID: p.KeyID, WrappedKey: p.WrappedKey, Nonce: p.Nonce, Ciphertext: p.Ciphertext,
 	})
-}
-
-// project server-side-applies the target Secret, unless it exists and belongs to someone else.
-func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope, versionID string, data map[string][]byte) (result, bool) {
-	msec := s.msec
-	name := targetName(msec)
-	existing := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: msec.Namespace, Name: name}
-	err := r.Get(ctx, key, existing)
-	if apierrors.IsNotFound(err) {
-		// The cache holds only our labelled Secrets; ask the API server about this one name.
-		err = r.APIReader.Get(ctx, key, existing)
-	}
-	switch {
-	case apierrors.IsNotFound(err):
-		existing = nil
-	case err != nil:
-		return transient(v1alpha1.ReasonProjectionFailed, "reading the target Secret failed", err), true
-	case !isControlledBy(existing, msec):
-		return s.waitFor(v1alpha1.ReasonTargetConflict, fmt.Sprintf("Secret %s already exists and is not owned by this ManagedSecret; it is never adopted or overwritten: delete it or choose another target.name", name)), true
-	}
-
-	want := desiredLabels(msec)
-	wantAnn := desiredAnnotations(msec, versionID)
-	wantType := targetType(msec)
-	if existing != nil && existing.Type == wantType && dataEqual(existing.Data, data) &&
-		containsAll(existing.Labels, want) && containsAll(existing.Annotations, wantAnn) {
-		return result{}, false
-	}
-	if existing != nil && existing.Type != wantType {
-		// A Secret's type is immutable: replace it.
-		if err := r.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
-			return transient(v1alpha1.ReasonProjectionFailed, "replacing the target Secret to change its type failed", err), true
-		}
-	}
-	owner := ownerRef(msec)
-	ac := corev1ac.Secret(name, msec.Namespace).
-		WithLabels(want).
-		WithAnnotations(wantAnn).
-		WithOwnerReferences(metav1ac.OwnerReference().
-			WithAPIVersion(owner.APIVersion).WithKind(owner.Kind).WithName(owner.Name).WithUID(owner.UID).
-			WithController(true).WithBlockOwnerDeletion(true)).
-		WithType(wantType).
-		WithData(data)
-	if err := r.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return transient(v1alpha1.ReasonProjectionFailed, "applying the projected Secret failed", err), true
-	}
-	r.Recorder.Eventf(msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonSecretProjected, "Project",
-		"projected version %s into Secret %s", versionID, name)
-	return result{}, false
-}
-
-// removeStaleProjections deletes Secrets this ManagedSecret projected under an earlier target name.
-func (r *ManagedSecretReconciler) removeStaleProjections(ctx context.Context, s *scope) error {
-	list := &corev1.SecretList{}
-	if err := r.List(ctx, list, client.InNamespace(s.msec.Namespace),
-		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}); err != nil {
-		return err
-	}
-	for i := range list.Items {
-		sec := &list.Items[i]
-		if sec.Name == targetName(s.msec) || !isControlledBy(sec, s.msec) {
-			continue
-		}
-		if err := r.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); err != nil && !apierrors.IsNotFound(err) {
-			return err
-		}
-		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonOrphanedProjection, "Delete",
-			"deleted Secret %s, projected under an earlier target name", sec.Name)
-	}
-	return nil
 }
 
 // pruneVersions deletes deprecated versions beyond AWS's cap, never one under 24 hours old.
@@ -409,85 +341,6 @@ func passwordPolicy(p *v1alpha1.PasswordPolicy) password.Policy {
 	return out
 }
 
-func targetName(msec *v1alpha1.ManagedSecret) string {
-	if msec.Spec.Target != nil && msec.Spec.Target.Name != "" {
-		return msec.Spec.Target.Name
-	}
-	return msec.Name
-}
-
-func targetKey(msec *v1alpha1.ManagedSecret) string {
-	if msec.Spec.Target != nil {
-		return msec.Spec.Target.Key
-	}
-	return ""
-}
-
-func targetType(msec *v1alpha1.ManagedSecret) corev1.SecretType {
-	if msec.Spec.Target != nil && msec.Spec.Target.Type != "" {
-		return corev1.SecretType(msec.Spec.Target.Type)
-	}
-	return corev1.SecretTypeOpaque
-}
-
-func desiredLabels(msec *v1alpha1.ManagedSecret) map[string]string {
-	out := map[string]string{}
-	if msec.Spec.Target != nil {
-		for k, v := range msec.Spec.Target.Labels {
-			out[k] = v
-		}
-	}
-	out[v1alpha1.LabelManagedSecretUID] = string(msec.UID)
-	out[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
-	return out
-}
-
-func desiredAnnotations(msec *v1alpha1.ManagedSecret, versionID string) map[string]string {
-	out := map[string]string{}
-	if msec.Spec.Target != nil {
-		for k, v := range msec.Spec.Target.Annotations {
-			out[k] = v
-		}
-	}
-	out[AnnotationVersionID] = versionID
-	return out
-}
-
-func ownerRef(msec *v1alpha1.ManagedSecret) metav1.OwnerReference {
-	yes := true
-	return metav1.OwnerReference{
-		APIVersion: v1alpha1.GroupVersion.String(), Kind: "ManagedSecret", Name: msec.Name, UID: msec.UID,
-		Controller: &yes, BlockOwnerDeletion: &yes,
-	}
-}
-
-func isControlledBy(obj metav1.Object, msec *v1alpha1.ManagedSecret) bool {
-	c := metav1.GetControllerOf(obj)
-	return c != nil && c.UID == msec.UID
-}
-
-func dataEqual(a, b map[string][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		w, ok := b[k]
-		if !ok || !bytes.Equal(v, w) {
-			return false
-		}
-	}
-	return true
-}
-
-func containsAll(have, want map[string]string) bool {
-	for k, v := range want {
-		if got, ok := have[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
-}
-
 // versionObjectName is deterministic, so creating the same version twice collides instead of
 // duplicating. Version ids may hold characters a name cannot, so the name carries a digest of it.
 func versionObjectName(msecName, versionID string) string {
@@ -501,17 +354,16 @@ func versionObjectName(msecName, versionID string) string {
 
 const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
-// stableID is an ARN-like id with a random 6-character suffix, as AWS draws for each new secret.
-func stableID(cluster, namespace, name string) string {
+// stableID is an ARN-like id ending in 6 characters drawn from the ManagedSecret's UID, so it is
+// the same on every reconcile and new when a secret of the same name is created again, as AWS's
+// random suffix is.
+func stableID(cluster string, msec *v1alpha1.ManagedSecret) string {
+	sum := sha256.Sum256([]byte(msec.UID))
 	suffix := make([]byte, 6)
 	for i := range suffix {
-		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(idAlphabet))))
-		if err != nil {
-			panic(err)
-		}
-		suffix[i] = idAlphabet[n.Int64()]
+		suffix[i] = idAlphabet[int(sum[i])%len(idAlphabet)]
 	}
-	return fmt.Sprintf("arn:kubernetes:secretsmanager:%s:%s:secret:%s-%s", cluster, namespace, name, suffix)
+	return fmt.Sprintf("arn:kubernetes:secretsmanager:%s:%s:secret:%s-%s", cluster, msec.Namespace, msec.Name, suffix)
 }
 
 // apiErrorSummary describes an API error by its status reason and code only: the server's message

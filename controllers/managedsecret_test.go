@@ -124,7 +124,7 @@ func TestIdleReconcileWritesNothing(t *testing.T) {
 	v := versions(t, ns)[0]
 
 	// Run the reconciler by hand, as a restart or resync would, against the API server.
-	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit}
+	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit, ClusterName: suiteOpts.ClusterName}
 	for i := 0; i < 3; i++ {
 		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "idle"}}); err != nil {
 			t.Fatal(err)
@@ -133,6 +133,9 @@ func TestIdleReconcileWritesNothing(t *testing.T) {
 	m2 := getMsec(t, ns, "idle")
 	sec2, _ := secret(t, ns, "idle")
 	v2 := versions(t, ns)
+	if m2.Status.ID != m.Status.ID {
+		t.Fatalf("the id changed: %s -> %s", m.Status.ID, m2.Status.ID)
+	}
 	if m2.ResourceVersion != m.ResourceVersion || sec2.ResourceVersion != sec.ResourceVersion || len(v2) != 1 || v2[0].ResourceVersion != v.ResourceVersion {
 		t.Fatalf("an idle reconcile wrote: msec %s->%s secret %s->%s versions %d", m.ResourceVersion, m2.ResourceVersion, sec.ResourceVersion, sec2.ResourceVersion, len(v2))
 	}
@@ -244,6 +247,73 @@ func TestTargetRenameRemovesOldProjection(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestTargetMetadataFollowsTheSpec(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	m := generated(ns, "meta")
+	m.Spec.Target = &v1alpha1.TargetSpec{Labels: map[string]string{"a": "1", "b": "2"}, Annotations: map[string]string{"note": "x"}}
+	if err := k8s.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "meta", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	m = getMsec(t, ns, "meta")
+	m.Spec.Target.Labels = map[string]string{"a": "1"}
+	m.Spec.Target.Annotations = nil
+	if err := k8s.Update(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "label b and annotation note removed", func() error {
+		sec, err := secret(t, ns, "meta")
+		if err != nil {
+			return err
+		}
+		if _, ok := sec.Labels["b"]; ok || sec.Labels["a"] != "1" {
+			return fmt.Errorf("labels %v", sec.Labels)
+		}
+		if _, ok := sec.Annotations["note"]; ok {
+			return fmt.Errorf("annotations %v", sec.Annotations)
+		}
+		return nil
+	})
+}
+
+func TestTargetTypeChange(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "typed")); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "typed", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	before, _ := secret(t, ns, "typed")
+
+	// TLS needs tls.crt and tls.key, which this value lacks: refused, and the Secret stays.
+	m := getMsec(t, ns, "typed")
+	m.Spec.Target = &v1alpha1.TargetSpec{Type: "kubernetes.io/tls"}
+	if err := k8s.Update(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	got := waitReady(t, ns, "typed", metav1.ConditionFalse, v1alpha1.ReasonInvalidTarget)
+	if !strings.Contains(readyOf(got).Message, "tls.crt") {
+		t.Fatalf("message %q", readyOf(got).Message)
+	}
+	sec, err := secret(t, ns, "typed")
+	if err != nil || sec.UID != before.UID || sec.Type != corev1.SecretTypeOpaque {
+		t.Fatalf("the projected Secret was lost: %v", err)
+	}
+
+	// basic-auth fits (it has username and password): the Secret is replaced with the new type.
+	m = getMsec(t, ns, "typed")
+	m.Spec.Target = &v1alpha1.TargetSpec{Type: "kubernetes.io/basic-auth"}
+	if err := k8s.Update(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "typed", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	sec, err = secret(t, ns, "typed")
+	if err != nil || sec.Type != corev1.SecretTypeBasicAuth || !bytes.Equal(sec.Data["password"], before.Data["password"]) {
+		t.Fatalf("type %s, err %v", sec.Type, err)
+	}
 }
 
 func TestValueOverTheLimitIsRefused(t *testing.T) {

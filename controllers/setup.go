@@ -80,13 +80,15 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		return nil, err
 	}
 	r := &ManagedSecretReconciler{
-		Client:      mgr.GetClient(),
-		APIReader:   mgr.GetAPIReader(),
-		Recorder:    mgr.GetEventRecorder("kube-secrets-manager"),
-		Keys:        keyring.NewProvider(ring, store.Load),
-		ValueLimit:  o.ValueLimit,
-		ClusterName: o.ClusterName,
-		Workers:     o.Workers,
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		Recorder:         mgr.GetEventRecorder("kube-secrets-manager"),
+		Keys:             keyring.NewProvider(ring, store.Load),
+		ValueLimit:       o.ValueLimit,
+		ClusterName:      o.ClusterName,
+		KeyringNamespace: o.Namespace,
+		KeyringSecret:    o.KeyringSecret,
+		Workers:          o.Workers,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 )
@@ -101,18 +103,31 @@ func TestTamperedVersionFailsClosed(t *testing.T) {
 func TestVanishedVersionsAreNotReplacedByANewValue(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	canary := canarySource(t, ns, "kept")
-	waitReady(t, ns, "kept", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if err := k8s.Create(ctx, generated(ns, "kept")); err != nil {
+		t.Fatal(err)
+	}
+	m := waitReady(t, ns, "kept", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	before, _ := secret(t, ns, "kept")
 	v := versions(t, ns)[0]
 	if err := k8s.Delete(ctx, &v); err != nil {
 		t.Fatal(err)
 	}
 	waitReady(t, ns, "kept", metav1.ConditionFalse, v1alpha1.ReasonVersionsMissing)
-	sec, _ := secret(t, ns, "kept")
-	if string(sec.Data["password"]) != canary {
+	// Reconcile again and again, as retries and resyncs would: still no invented value.
+	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit, ClusterName: suiteOpts.ClusterName}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "kept"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, _ := secret(t, ns, "kept")
+	if !bytes.Equal(after.Data["password"], before.Data["password"]) {
 		t.Fatal("the projected Secret changed")
 	}
 	if n := len(versions(t, ns)); n != 0 {
 		t.Fatalf("a new version was invented: %d", n)
+	}
+	if got := getMsec(t, ns, "kept"); got.Status.CurrentVersionID != m.Status.CurrentVersionID || readyOf(got).Reason != v1alpha1.ReasonVersionsMissing {
+		t.Fatalf("status lost the missing version: %+v", got.Status)
 	}
 }

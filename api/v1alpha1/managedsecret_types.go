@@ -188,6 +188,32 @@ type ManagedSecretStatus struct {
 	// deletionTime is when a secret marked for deletion is purged.
 	// +optional
 	DeletionTime *metav1.Time `json:"deletionTime,omitempty"`
+
+	// rotation is the state of scheduled rotation, when a RotationPolicy is attached.
+	// +optional
+	Rotation *RotationStatus `json:"rotation,omitempty"`
+}
+
+// RotationStatus is the rotation bookkeeping of a ManagedSecret.
+type RotationStatus struct {
+	// policyName is the attached RotationPolicy.
+	// +optional
+	PolicyName string `json:"policyName,omitempty"`
+	// cronJobName is the CronJob that starts rotation Jobs.
+	// +optional
+	CronJobName string `json:"cronJobName,omitempty"`
+	// activeJobName is the Job whose rotation is in progress.
+	// +optional
+	ActiveJobName string `json:"activeJobName,omitempty"`
+	// activeJobUID is that Job's UID; the rotation material is bound to it.
+	// +optional
+	ActiveJobUID string `json:"activeJobUid,omitempty"`
+	// failedAttempts counts the failed Jobs for the current pending version.
+	// +optional
+	FailedAttempts int32 `json:"failedAttempts,omitempty"`
+	// lastHandledRequest is the last value of the rotate-requested-at annotation acted on.
+	// +optional
+	LastHandledRequest string `json:"lastHandledRequest,omitempty"`
 }
 
 // ManagedSecret is a secret kept as encrypted, versioned records with AWS's staging labels, whose
@@ -200,6 +226,8 @@ type ManagedSecretStatus struct {
 // +kubebuilder:printcolumn:name="Current",type=string,JSONPath=`.status.currentVersionId`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.targetSecretName`,priority=1
 // +kubebuilder:printcolumn:name="Changed",type=date,JSONPath=`.status.lastChangedTime`,priority=1
+// +kubebuilder:printcolumn:name="Rotated",type=date,JSONPath=`.status.lastRotatedTime`,priority=1
+// +kubebuilder:printcolumn:name="Next Rotation",type=string,JSONPath=`.status.nextRotationTime`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ManagedSecret struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -15,6 +15,21 @@ const (
 
 	// Finalizer lets the operator remove versions and projected Secrets before a ManagedSecret goes.
 	Finalizer = "kube-secrets-manager.io/finalizer"
+
+	// LabelRole tells the operator's Secrets apart: "projection" or "rotation-material".
+	LabelRole = "kube-secrets-manager.io/role"
+	// RoleProjection marks the projected Secret.
+	RoleProjection = "projection"
+	// RoleRotationMaterial marks the short-lived Secret a rotation pod mounts.
+	RoleRotationMaterial = "rotation-material"
+
+	// AnnotationManagedSecretName on rotation CronJobs and Jobs names their ManagedSecret.
+	AnnotationManagedSecretName = "kube-secrets-manager.io/managed-secret-name"
+
+	// AnnotationRotateRequestedAt asks for a rotation now; any new value is a new request (Argo CD
+	// resource actions and `kubectl annotate` can set it). status.rotation.lastHandledRequest echoes
+	// the value once handled.
+	AnnotationRotateRequestedAt = "kube-secrets-manager.io/rotate-requested-at"
 )
 
 // AWS's staging labels.
@@ -28,6 +43,30 @@ const (
 const (
 	// ConditionReady is True when the AWSCURRENT version is decrypted and projected.
 	ConditionReady = "Ready"
+	// ConditionRotationScheduled is True when a RotationPolicy is attached, valid and its CronJob
+	// is in place.
+	ConditionRotationScheduled = "RotationScheduled"
+	// ConditionRotating is True while a rotation Job is in progress.
+	ConditionRotating = "Rotating"
+	// ConditionRotationFailed is True when the last rotation attempt failed.
+	ConditionRotationFailed = "RotationFailed"
+)
+
+// Reasons of the rotation conditions.
+const (
+	ReasonScheduled         = "Scheduled"
+	ReasonSuspended         = "Suspended"
+	ReasonPolicyNotFound    = "PolicyNotFound"
+	ReasonInvalidSchedule   = "InvalidSchedule"
+	ReasonNoValueToRotate   = "NoValueToRotate"
+	ReasonRotationStarted   = "RotationStarted"
+	ReasonIdle              = "Idle"
+	ReasonRotationSucceeded = "RotationSucceeded"
+	ReasonJobFailed         = "RotationJobFailed"
+	ReasonCreateFailed      = "CreateSecretFailed"
+	ReasonSuperuserMissing  = "SuperuserNotReady"
+	ReasonJobStoodDown      = "ConcurrentJobRemoved"
+	ReasonRotateRequested   = "RotateRequested"
 )
 
 // Reasons of the Ready condition.
@@ -44,6 +83,7 @@ const (
 	ReasonVersionsMissing    = "VersionsMissing"
 	ReasonEncryptionFailed   = "EncryptionFailed"
 	ReasonProjectionFailed   = "ProjectionFailed"
+	ReasonInvalidTarget      = "InvalidTarget"
 	ReasonVersionCreated     = "VersionCreated"
 	ReasonSecretProjected    = "SecretProjected"
 	ReasonVersionsPruned     = "VersionsPruned"

@@ -101,3 +101,21 @@ func FuzzDecodeWrappedKey(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParse: the keyring decoder never panics, and whatever it accepts is valid.
+func FuzzParse(f *testing.F) {
+	k, _ := New(time.Now())
+	good, _ := k.Marshal()
+	f.Add(good)
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"primary":"key-1","keys":[{"id":"key-1","material":"AA=="}]}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		ring, err := Parse(in)
+		if err != nil {
+			return
+		}
+		if ring.Validate() != nil || ring.key(ring.Primary) == nil {
+			t.Fatal("accepted an invalid keyring")
+		}
+	})
+}

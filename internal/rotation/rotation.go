@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
-	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 )
 
 // CloneSuffix marks the second user of the alternating-users strategies.
@@ -81,22 +80,6 @@ func AlternateUsername(name string, limit int) (string, error) {
 		return "", fmt.Errorf("the alternate username would be %d characters, over the limit of %d; use a username of at most %d characters", len(alt), limit, limit-len(CloneSuffix))
 	}
 	return alt, nil
-}
-
-// PendingVersion returns the version holding AWSPENDING without AWSCURRENT, if any: an unfinished
-// rotation, which the next attempt reuses.
-func PendingVersion(vs []stages.Version) string {
-	for _, v := range vs {
-		pending, current := false, false
-		for _, l := range v.Labels {
-			pending = pending || l == stages.Pending
-			current = current || l == stages.Current
-		}
-		if pending && !current {
-			return v.ID
-		}
-	}
-	return ""
 }
 
 // PendingValue builds the pending value from the current one: every field copied, the password

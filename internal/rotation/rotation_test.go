@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
-	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 )
 
 func TestAlternateUsername(t *testing.T) {
@@ -82,23 +81,6 @@ func TestPendingValue(t *testing.T) {
 	plain, err := PendingValue([]byte("just-a-token"), v1alpha1.StrategyPassword, "fresh")
 	if err != nil || string(plain) != "fresh" {
 		t.Fatalf("plain value: %s %v", plain, err)
-	}
-}
-
-func TestPendingVersion(t *testing.T) {
-	tests := []struct {
-		name string
-		vs   []stages.Version
-		want string
-	}{
-		{"none", []stages.Version{{ID: "a", Labels: []string{stages.Current}}}, ""},
-		{"unfinished rotation", []stages.Version{{ID: "a", Labels: []string{stages.Current}}, {ID: "b", Labels: []string{stages.Pending}}}, "b"},
-		{"finished rotation (AWSPENDING with AWSCURRENT) is not pending", []stages.Version{{ID: "a", Labels: []string{stages.Current, stages.Pending}}}, ""},
-	}
-	for _, tt := range tests {
-		if got := PendingVersion(tt.vs); got != tt.want {
-			t.Errorf("%s: got %q", tt.name, got)
-		}
 	}
 }
 

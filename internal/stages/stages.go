@@ -43,6 +43,7 @@ var (
 	ErrInvalidLabel     = errors.New("a staging label must be 1 to 256 characters")
 	ErrLabelElsewhere   = errors.New("the label is attached to another version; name that version as the one to remove it from")
 	ErrLabelNotOnSource = errors.New("the label is not attached to the version named to remove it from")
+	ErrNothingToMove    = errors.New("name a version to move the label to, or one to remove it from")
 )
 
 // Version is one version's id, creation time and labels.
@@ -128,7 +129,7 @@ func (s Set) Put(id string, labels []string) (Set, error) {
 	n := s.Clone()
 	n[id] = nil
 	for _, l := range normalize(labels) {
-		n.attach(l, id)
+		n.attach(l, id, true)
 	}
 	if len(s) == 0 && n.Holder(Current) == "" {
 		return nil, ErrNoCurrent
@@ -141,6 +142,9 @@ func (s Set) Put(id string, labels []string) (Set, error) {
 func (s Set) Move(label, moveTo, removeFrom string) (Set, error) {
 	if len(label) == 0 || len(label) > MaxLabelLength {
 		return nil, ErrInvalidLabel
+	}
+	if moveTo == "" && removeFrom == "" {
+		return nil, ErrNothingToMove
 	}
 	if moveTo != "" {
 		if _, ok := s[moveTo]; !ok {
@@ -169,7 +173,7 @@ func (s Set) Move(label, moveTo, removeFrom string) (Set, error) {
 	case moveTo == holder:
 		// Already there: a no-op, as in AWS.
 	default:
-		n.attach(label, moveTo)
+		n.attach(label, moveTo, false)
 	}
 	return n, n.Validate()
 }
@@ -182,7 +186,7 @@ func (s Set) Finish(pendingID string) (Set, error) {
 	}
 	n := s.Clone()
 	if n.Holder(Current) != pendingID {
-		n.attach(Current, pendingID)
+		n.attach(Current, pendingID, false)
 	}
 	if h := n.Holder(Pending); h != "" {
 		n[h] = without(n[h], Pending)
@@ -191,7 +195,9 @@ func (s Set) Finish(pendingID string) (Set, error) {
 }
 
 // attach puts label on id, removing it from any other version, and applies the AWSPREVIOUS rule.
-func (s Set) attach(label, id string) {
+// dropPending is AWS's observed behaviour for PutSecretValue: the version losing AWSCURRENT loses
+// AWSPENDING too.
+func (s Set) attach(label, id string, dropPending bool) {
 	from := s.Holder(label)
 	if from == id {
 		return
@@ -204,7 +210,10 @@ func (s Set) attach(label, id string) {
 		if p := s.Holder(Previous); p != "" {
 			s[p] = without(s[p], Previous)
 		}
-		s[from] = normalize(append(without(s[from], Pending), Previous))
+		if dropPending {
+			s[from] = without(s[from], Pending)
+		}
+		s[from] = normalize(append(s[from], Previous))
 	}
 }
 
@@ -218,6 +227,17 @@ func Changed(s, n Set) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// UnfinishedPending returns the version holding AWSPENDING without AWSCURRENT, if any: a rotation
+// in progress or one that failed, which the next attempt reuses.
+func UnfinishedPending(vs []Version) string {
+	for _, v := range vs {
+		if slices.Contains(v.Labels, Pending) && !slices.Contains(v.Labels, Current) {
+			return v.ID
+		}
+	}
+	return ""
 }
 
 // Prunable returns the deprecated versions to delete: while more than keep versions have no label,

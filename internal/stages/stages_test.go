@@ -91,6 +91,7 @@ func TestMove(t *testing.T) {
 		{"removing current alone fails", set("v1", L(Current)), Current, "", "v1", nil, ErrNoCurrent},
 		{"remove a custom label", set("v1", L(Current, "x")), "x", "", "v1", set("v1", L(Current)), nil},
 		{"attach a free custom label", set("v1", L(Current), "v2", nil), "x", "v2", "", set("v1", L(Current), "v2", L("x")), nil},
+		{"neither target nor source", set("v1", L(Current)), "x", "", "", nil, ErrNothingToMove},
 		{"already there is a no-op", set("v1", L(Current)), Current, "v1", "", set("v1", L(Current)), nil},
 		{"unknown target", set("v1", L(Current)), "x", "nope", "", nil, ErrUnknownVersion},
 		{"unknown source", set("v1", L(Current)), "x", "v1", "nope", nil, ErrUnknownVersion},
@@ -125,6 +126,15 @@ func TestFinish(t *testing.T) {
 	}
 	if _, err := want.Finish("nope"); !errors.Is(err, ErrUnknownVersion) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestUnfinishedPending(t *testing.T) {
+	if got := UnfinishedPending([]Version{{ID: "a", Labels: L(Current)}, {ID: "b", Labels: L(Pending)}}); got != "b" {
+		t.Fatalf("got %q", got)
+	}
+	if got := UnfinishedPending([]Version{{ID: "a", Labels: L(Current, Pending)}}); got != "" {
+		t.Fatalf("a finished rotation is not pending: %q", got)
 	}
 }
 

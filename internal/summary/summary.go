@@ -55,15 +55,17 @@ func Status(in Input) v1alpha1.ManagedSecretStatus {
 		}
 		return ""
 	}
-	current := holder(stages.Current)
-	if current != "" && current != in.Previous.CurrentVersionID {
-		t := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
-		st.LastChangedTime = &t
+	if len(in.Versions) > 0 || in.Outcome.Ready {
+		current := holder(stages.Current)
+		if current != "" && current != in.Previous.CurrentVersionID {
+			t := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
+			st.LastChangedTime = &t
+		}
+		st.CurrentVersionID = current
+		st.PendingVersionID = stages.UnfinishedPending(in.Versions)
+		st.PreviousVersionID = holder(stages.Previous)
+		st.Versions = listed(in.Versions)
 	}
-	st.CurrentVersionID = current
-	st.PendingVersionID = holder(stages.Pending)
-	st.PreviousVersionID = holder(stages.Previous)
-	st.Versions = listed(in.Versions)
 
 	status := metav1.ConditionFalse
 	if in.Outcome.Ready {

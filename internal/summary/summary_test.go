@@ -86,3 +86,13 @@ func equalStatus(a, b v1alpha1.ManagedSecretStatus) bool {
 	return a.CurrentVersionID == b.CurrentVersionID && a.LastChangedTime.Equal(b.LastChangedTime) &&
 		len(a.Conditions) == len(b.Conditions) && a.Conditions[0] == b.Conditions[0] && len(a.Versions) == len(b.Versions)
 }
+
+func TestStatusKeepsVersionFactsWhenVersionsVanish(t *testing.T) {
+	vs := []stages.Version{{ID: "v1", Created: t0, Labels: []string{stages.Current}}}
+	st := Status(Input{Generation: 1, Versions: vs, Now: t0, Outcome: Outcome{Ready: true, Reason: v1alpha1.ReasonReady}})
+	gone := Status(Input{Generation: 1, Previous: st, Versions: nil, Now: t0.Add(time.Hour),
+		Outcome: Outcome{Reason: v1alpha1.ReasonVersionsMissing}})
+	if gone.CurrentVersionID != "v1" || len(gone.Versions) != 1 || !gone.LastChangedTime.Equal(st.LastChangedTime) {
+		t.Fatalf("version facts were dropped: %+v", gone)
+	}
+}

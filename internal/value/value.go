@@ -103,7 +103,8 @@ func Render(v []byte, key string) (map[string][]byte, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if len(k) > 253 || !secretKey.MatchString(k) {
-			return nil, fmt.Errorf("field %q: %w (use letters, digits, '-', '_' and '.', or set target.key)", k, ErrBadKey)
+			// Field names are part of the value, so the error does not repeat them.
+			return nil, fmt.Errorf("a top-level field name of the value is %w (use letters, digits, '-', '_' and '.', or set target.key)", ErrBadKey)
 		}
 		raw := obj[k]
 		var s string
@@ -113,7 +114,7 @@ func Render(v []byte, key string) (map[string][]byte, error) {
 		}
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, raw); err != nil {
-			return nil, fmt.Errorf("field %q is not valid JSON", k)
+			return nil, errors.New("a field of the value is not valid JSON")
 		}
 		out[k] = buf.Bytes()
 	}

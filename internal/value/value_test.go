@@ -79,3 +79,28 @@ func TestCheckSize(t *testing.T) {
 		t.Fatal("empty accepted")
 	}
 }
+
+// FuzzRender: rendering never panics, every key it returns is a valid Secret key, and an error
+// never repeats the input.
+func FuzzRender(f *testing.F) {
+	f.Add([]byte(`{"a":"b","c":1}`), "")
+	f.Add([]byte(`{"a b":"secret-x"}`), "")
+	f.Add([]byte(`plain`), "k")
+	f.Fuzz(func(t *testing.T, in []byte, key string) {
+		if key != "" && !secretKey.MatchString(key) {
+			return
+		}
+		out, err := Render(in, key)
+		if err != nil {
+			if len(in) >= 8 && strings.Contains(err.Error(), string(in)) {
+				t.Fatal("the error repeats the value")
+			}
+			return
+		}
+		for k := range out {
+			if !secretKey.MatchString(k) {
+				t.Fatalf("invalid key %q", k)
+			}
+		}
+	})
+}
