@@ -3,18 +3,24 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/controllers"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotator"
 )
 
 func main() {
 	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "rotate" {
+		os.Exit(runRotate(args[1:]))
+	}
 	if len(args) > 0 && args[0] == "manager" {
 		args = args[1:]
 	}
@@ -36,6 +42,7 @@ func runManager(args []string) error {
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "cluster name used in the ARN-like ids in status")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "ManagedSecrets reconciled in parallel")
 	fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "reconcile only this namespace (default: all)")
+	fs.StringVar(&o.RotationImage, "rotation-image", o.RotationImage, "image of the built-in rotation pods (this operator's image)")
 	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig (default: $KUBECONFIG, then in-cluster)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -63,4 +70,18 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// runRotate is the entry point of rotation pods: setSecret and testSecret against the mounted
+// material. It needs no Kubernetes API access.
+func runRotate(args []string) int {
+	fs := flag.NewFlagSet("rotate", flag.ContinueOnError)
+	dir := fs.String("material", rotator.DefaultDir, "folder where the rotation material is mounted")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return rotator.ExitBadMaterial
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	return rotator.Run(ctx, *dir, os.Getenv("JOB_UID"), os.Stdout)
 }

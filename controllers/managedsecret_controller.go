@@ -5,17 +5,21 @@ import (
 	"context"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
@@ -39,8 +43,10 @@ type ManagedSecretReconciler struct {
 	// KeyringNamespace and KeyringSecret name the keyring, which is never imported.
 	KeyringNamespace string
 	KeyringSecret    string
-	Workers          int
-	Now              func() time.Time
+	// RotationImage runs the built-in rotation strategies (the operator's own image).
+	RotationImage string
+	Workers       int
+	Now           func() time.Time
 }
 
 // +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=managedsecrets,verbs=get;list;watch;patch;update
@@ -49,6 +55,8 @@ type ManagedSecretReconciler struct {
 // +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=secretversions,verbs=get;list;watch;create;patch;update;delete;deletecollection
 // +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=rotationpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;update;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;update;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
@@ -83,6 +91,7 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		Versions:   s.versionFacts(),
 		TargetName: targetName(msec),
 		Outcome:    res.outcome,
+		Rotation:   s.rotationUpdate(),
 		Now:        s.now,
 	})
 	newStatus.ID = stableID(r.ClusterName, msec)
@@ -146,6 +155,38 @@ func (r *ManagedSecretReconciler) announce(msec *v1alpha1.ManagedSecret, before 
 	r.Recorder.Eventf(msec, nil, eventType, o.Reason, "Reconcile", "%s", o.Message)
 }
 
+// jobToManagedSecret maps a rotation Job (made by our CronJob, or by rotate-now) to its
+// ManagedSecret through the annotation the Job template carries.
+func jobToManagedSecret(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetAnnotations()[v1alpha1.AnnotationManagedSecretName]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// policyIndex indexes ManagedSecrets by the RotationPolicy they reference.
+const policyIndex = "spec.rotation.policyRef.name"
+
+func (r *ManagedSecretReconciler) policyToManagedSecrets(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &v1alpha1.ManagedSecretList{}
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{policyIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, m := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.Namespace, Name: m.Name}})
+	}
+	return out
+}
+
+func (s *scope) rotationUpdate() *summary.Rotation {
+	if s.rot == nil {
+		return nil
+	}
+	return &s.rot.update
+}
+
 func (r *ManagedSecretReconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
@@ -160,6 +201,14 @@ func (r *ManagedSecretReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if workers <= 0 {
 		workers = 4
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.ManagedSecret{}, policyIndex, func(o client.Object) []string {
+		if rot := o.(*v1alpha1.ManagedSecret).Spec.Rotation; rot != nil {
+			return []string{rot.PolicyRef.Name}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.ManagedSecret{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{},
@@ -168,6 +217,9 @@ func (r *ManagedSecretReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		))).
 		Owns(&v1alpha1.SecretVersion{}).
 		Owns(&corev1.Secret{}).
+		Owns(&batchv1.CronJob{}).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(jobToManagedSecret)).
+		Watches(&v1alpha1.RotationPolicy{}, handler.EnqueueRequestsFromMapFunc(r.policyToManagedSecrets)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }

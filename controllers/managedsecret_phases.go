@@ -35,6 +35,8 @@ type scope struct {
 	now    time.Time
 	// versions is set by loadVersions.
 	versions []v1alpha1.SecretVersion
+	// rot is set by loadRotation when a RotationPolicy is attached.
+	rot *rotationScope
 }
 
 func (s *scope) versionFacts() []stages.Version {
@@ -97,6 +99,18 @@ func (r *ManagedSecretReconciler) reconcilePhases(ctx context.Context, s *scope)
 			return res
 		}
 	}
+	if err := r.completeMidFinish(ctx, s); err != nil {
+		return transient(v1alpha1.ReasonInvalidVersions, "completing an interrupted finishSecret failed", err)
+	}
+	schedulable, err := r.loadRotation(ctx, s)
+	if err != nil {
+		return transient(v1alpha1.ReasonProjectionFailed, "reading the rotation state failed", err)
+	}
+	if s.rot != nil {
+		if err := r.advanceRotation(ctx, s); err != nil {
+			return transient(v1alpha1.ReasonInvalidVersions, "finishing the rotation failed", err)
+		}
+	}
 	current, err := currentVersion(s.versions)
 	if err != nil {
 		return failed(v1alpha1.ReasonInvalidVersions, err.Error())
@@ -107,8 +121,8 @@ func (r *ManagedSecretReconciler) reconcilePhases(ctx context.Context, s *scope)
 		res.requeueAfter = max(res.requeueAfter, 30*time.Second)
 		return res
 	}
+	defer clear(plaintext)
 	data, err := value.Render(plaintext, targetKey(s.msec))
-	clear(plaintext)
 	if err != nil {
 		return failed(v1alpha1.ReasonInvalidSource, err.Error())
 	}
@@ -121,8 +135,21 @@ func (r *ManagedSecretReconciler) reconcilePhases(ctx context.Context, s *scope)
 	if err := r.pruneVersions(ctx, s); err != nil {
 		return transient(v1alpha1.ReasonInvalidVersions, "pruning deprecated versions failed", err)
 	}
-	return result{outcome: summary.Outcome{Ready: true, Reason: v1alpha1.ReasonReady,
+	ready := result{outcome: summary.Outcome{Ready: true, Reason: v1alpha1.ReasonReady,
 		Message: fmt.Sprintf("version %s is projected into Secret %s", current.Spec.VersionID, targetName(s.msec))}}
+	switch {
+	case schedulable:
+		requeue, err := r.scheduleRotation(ctx, s, plaintext)
+		if err != nil {
+			ready.err = fmt.Errorf("scheduling rotation failed: %s", apiErrorSummary(err))
+		}
+		ready.requeueAfter = requeue
+	case s.msec.Spec.Rotation == nil:
+		if err := r.removeRotation(ctx, s); err != nil {
+			ready.err = fmt.Errorf("removing the rotation CronJob failed: %s", apiErrorSummary(err))
+		}
+	}
+	return ready
 }
 
 func (r *ManagedSecretReconciler) loadVersions(ctx context.Context, s *scope) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -34,6 +35,7 @@ type Options struct {
 	ClusterName    string
 	Workers        int
 	WatchNamespace string
+	RotationImage  string
 }
 
 // DefaultOptions are the flag defaults.
@@ -41,7 +43,7 @@ func DefaultOptions() Options {
 	return Options{
 		MetricsAddr: ":8080", ProbeAddr: ":8081", Namespace: "kube-secrets-manager",
 		KeyringSecret: "kube-secrets-manager-keyring", ValueLimit: value.DefaultLimit,
-		ClusterName: "local", Workers: 8,
+		ClusterName: "local", Workers: 8, RotationImage: "kube-secrets-manager:latest",
 	}
 }
 
@@ -88,9 +90,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		ClusterName:      o.ClusterName,
 		KeyringNamespace: o.Namespace,
 		KeyringSecret:    o.KeyringSecret,
+		RotationImage:    o.RotationImage,
 		Workers:          o.Workers,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := (&RotationPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -122,7 +128,9 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 		LeaderElectionNamespace: o.Namespace,
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: labels.NewSelector().Add(*owned)},
+				&corev1.Secret{}:   {Label: labels.NewSelector().Add(*owned)},
+				&batchv1.Job{}:     {Label: labels.NewSelector().Add(*owned)},
+				&batchv1.CronJob{}: {Label: labels.NewSelector().Add(*owned)},
 			},
 			DefaultTransform:            cache.TransformStripManagedFields(),
 			ReaderFailOnMissingInformer: true,

@@ -2,105 +2,30 @@ package dbrotate
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/testdb"
 )
 
 // These tests rotate real users on real servers: PostgreSQL at 127.0.0.1:5432 (superuser
 // postgres, trust) and MariaDB/MySQL at 127.0.0.1:3306 (root, empty password). With CI=true a
 // missing server fails the test; elsewhere it skips.
 
-const pgGroup = "ksm_rotation_test"
-
-func needServer(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not reachable (CI must have it; .ci/run starts it): %v", what, err)
-	}
-	t.Skipf("%s is not reachable: %v", what, err)
-}
-
-func randomName(prefix string) string {
-	b := make([]byte, 4)
-	rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
-
-func randomPassword() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	// Characters that need quoting in SQL, to prove values are bound, not spliced.
-	return "p'\"\\;" + hex.EncodeToString(b)
-}
-
-// pgAdmin connects as the postgres superuser over trust and makes sure members of pgGroup must
-// give their password (a pg_hba.conf line ahead of the trust lines), so a login really tests it.
-func pgAdmin(t *testing.T) *pgx.Conn {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=5")
-	needServer(t, "PostgreSQL", err)
-	if _, err := conn.Exec(ctx, fmt.Sprintf("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s NOLOGIN; END IF; END $$", pgGroup, pgGroup)); err != nil {
-		t.Fatal(err)
-	}
-	var hba string
-	if err := conn.QueryRow(ctx, "SHOW hba_file").Scan(&hba); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(hba)
-	if err != nil {
-		t.Fatalf("reading %s to require passwords for %s: %v", hba, pgGroup, err)
-	}
-	line := fmt.Sprintf("host all +%s 127.0.0.1/32 scram-sha-256", pgGroup)
-	if !strings.Contains(string(data), line) {
-		header := "# kube-secrets-manager tests: members of " + pgGroup + " log in with a password\n" + line + "\n" +
-			fmt.Sprintf("host all +%s ::1/128 scram-sha-256", pgGroup) + "\n"
-		if err := os.WriteFile(hba, append([]byte(header), data...), 0o640); err != nil {
-			t.Fatalf("cannot require passwords for %s in %s: %v", pgGroup, hba, err)
-		}
-		if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return conn
-}
-
-func pgCreds(user, password string) Creds {
-	return Creds{Engine: "postgres", Host: "127.0.0.1", Port: 5432, Username: user, Password: password, DBName: "postgres"}
+func pgCreds(u testdb.User) Creds {
+	return Creds{Engine: "postgres", Host: "127.0.0.1", Port: 5432, Username: u.Name, Password: u.Password, DBName: "postgres"}
 }
 
 func pgLogin(c Creds) bool { return pgCanLogin(context.Background(), c) }
 
-func pgCreateUser(t *testing.T, admin *pgx.Conn, extra string) Creds {
-	t.Helper()
-	ctx := context.Background()
-	user, pw := randomName("ksm_t_"), randomPassword()
-	if err := pgExecFormatted(ctx, admin, "CREATE ROLE %I WITH LOGIN "+extra+" PASSWORD %L IN ROLE "+pgGroup, user, pw); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, u := range []string{user, user + "_clone"} {
-			_ = pgExecFormatted(context.Background(), admin, "DROP ROLE IF EXISTS %I", u)
-		}
-	})
-	return pgCreds(user, pw)
-}
+func randomPassword() string { return testdb.RandomPassword() }
 
 func TestPostgreSQLPasswordsAreChecked(t *testing.T) {
-	admin := pgAdmin(t)
-	defer admin.Close(context.Background())
-	c := pgCreateUser(t, admin, "")
+	admin := testdb.Postgres(t)
+	c := pgCreds(testdb.PostgresUser(t, admin, ""))
 	if !pgLogin(c) {
 		t.Fatal("the right password does not log in")
 	}
@@ -112,9 +37,8 @@ func TestPostgreSQLPasswordsAreChecked(t *testing.T) {
 
 func TestPostgreSQLSingleUser(t *testing.T) {
 	ctx := context.Background()
-	admin := pgAdmin(t)
-	defer admin.Close(ctx)
-	cur := pgCreateUser(t, admin, "")
+	admin := testdb.Postgres(t)
+	cur := pgCreds(testdb.PostgresUser(t, admin, ""))
 	pend := cur
 	pend.Password = randomPassword()
 	m := Material{Current: cur, Pending: pend}
@@ -132,8 +56,8 @@ func TestPostgreSQLSingleUser(t *testing.T) {
 	if err := s.Set(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	// A rotation interrupted after setSecret: AWSCURRENT no longer logs in, AWSPREVIOUS does not
-	// either, and a new pending value is set through... nothing: refused with AWS's message.
+	// Neither AWSCURRENT (the old password) nor a missing AWSPREVIOUS logs in: refused with AWS's
+	// message, and nothing changes.
 	next := pend
 	next.Password = randomPassword()
 	err := s.Set(ctx, Material{Current: cur, Pending: next})
@@ -151,18 +75,13 @@ func TestPostgreSQLSingleUser(t *testing.T) {
 
 func TestPostgreSQLAlternatingUsers(t *testing.T) {
 	ctx := context.Background()
-	admin := pgAdmin(t)
-	defer admin.Close(ctx)
-	su := pgCreateUser(t, admin, "SUPERUSER")
-	cur := pgCreateUser(t, admin, "")
-	table := randomName("ksm_tbl_")
-	if err := pgExecFormatted(ctx, admin, "CREATE TABLE %I (id int)", table); err != nil {
-		t.Fatal(err)
-	}
+	admin := testdb.Postgres(t)
+	su := pgCreds(testdb.PostgresUser(t, admin, "SUPERUSER"))
+	cur := pgCreds(testdb.PostgresUser(t, admin, ""))
+	table := testdb.RandomName("ksm_tbl_")
+	testdb.PostgresExec(t, admin, "CREATE TABLE %I (id int)", table)
 	t.Cleanup(func() { _ = pgExecFormatted(context.Background(), admin, "DROP TABLE IF EXISTS %I", table) })
-	if err := pgExecFormatted(ctx, admin, "GRANT SELECT ON %I TO %I", table, cur.Username); err != nil {
-		t.Fatal(err)
-	}
+	testdb.PostgresExec(t, admin, "GRANT SELECT ON %I TO %I", table, cur.Username)
 	s := PostgreSQL{Alternating: true}
 
 	// Rotation 1: orders -> orders_clone, created with the original's privileges.
@@ -219,49 +138,16 @@ func TestPostgreSQLAlternatingUsers(t *testing.T) {
 	}
 }
 
-func mysqlAdmin(t *testing.T) *sql.DB {
-	t.Helper()
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr, cfg.InterpolateParams = "root", "tcp", "127.0.0.1:3306", true
-	connector, err := mysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(connector)
-	needServer(t, "MariaDB/MySQL", db.Ping())
-	return db
-}
-
-func mysqlCreds(user, password string) Creds {
-	return Creds{Engine: "mysql", Host: "127.0.0.1", Port: 3306, Username: user, Password: password}
-}
-
-func mysqlCreateUser(t *testing.T, admin *sql.DB, grants ...string) Creds {
-	t.Helper()
-	user, pw := randomName("ksm_t_"), randomPassword()
-	if _, err := admin.Exec("CREATE USER ?@'%' IDENTIFIED BY ?", user, pw); err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range grants {
-		if _, err := admin.Exec(g+" TO ?@'%'", user); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, u := range []string{user, user + "_clone"} {
-			admin.Exec("DROP USER IF EXISTS ?@'%'", u)
-		}
-	})
-	return mysqlCreds(user, pw)
+func mysqlCreds(u testdb.User) Creds {
+	return Creds{Engine: "mysql", Host: "127.0.0.1", Port: 3306, Username: u.Name, Password: u.Password}
 }
 
 func mysqlLogin(c Creds) bool { return mysqlCanLogin(context.Background(), c) }
 
 func TestMySQLSingleUser(t *testing.T) {
 	ctx := context.Background()
-	admin := mysqlAdmin(t)
-	defer admin.Close()
-	cur := mysqlCreateUser(t, admin)
+	admin := testdb.MySQL(t)
+	cur := mysqlCreds(testdb.MySQLUser(t, admin))
 	wrong := cur
 	wrong.Password = "wrong"
 	if mysqlLogin(wrong) {
@@ -287,18 +173,17 @@ func TestMySQLSingleUser(t *testing.T) {
 
 func TestMySQLAlternatingUsers(t *testing.T) {
 	ctx := context.Background()
-	admin := mysqlAdmin(t)
-	defer admin.Close()
-	dbName := randomName("ksm_db_")
+	admin := testdb.MySQL(t)
+	dbName := testdb.RandomName("ksm_db_")
 	if _, err := admin.Exec("CREATE DATABASE " + dbName); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + dbName) })
-	su := mysqlCreateUser(t, admin)
+	su := mysqlCreds(testdb.MySQLUser(t, admin))
 	if _, err := admin.Exec("GRANT ALL PRIVILEGES ON *.* TO ?@'%' WITH GRANT OPTION", su.Username); err != nil {
 		t.Fatal(err)
 	}
-	cur := mysqlCreateUser(t, admin, "GRANT SELECT ON "+dbName+".*")
+	cur := mysqlCreds(testdb.MySQLUser(t, admin, "GRANT SELECT ON "+dbName+".*"))
 	cur.DBName = dbName
 	s := MySQL{Alternating: true}
 	clone := cur

@@ -304,3 +304,27 @@ func normalize(ls []string) []string {
 	sort.Strings(out)
 	return slices.Compact(out)
 }
+
+// MidFinish recognises a finishSecret that stopped half-way: the pending version was given
+// AWSCURRENT (keeping AWSPENDING) while the old current still holds AWSCURRENT. It returns the
+// pending version's id and the labels as they were before the finish started, so the finish can
+// be completed with Finish.
+func (s Set) MidFinish() (string, Set) {
+	var holders []string
+	for _, id := range s.ids() {
+		if slices.Contains(s[id], Current) {
+			holders = append(holders, id)
+		}
+	}
+	if len(holders) != 2 {
+		return "", nil
+	}
+	for i, id := range holders {
+		if slices.Contains(s[id], Pending) && !slices.Contains(s[holders[1-i]], Pending) {
+			before := s.Clone()
+			before[id] = without(before[id], Current)
+			return id, before
+		}
+	}
+	return "", nil
+}

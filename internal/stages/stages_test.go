@@ -221,3 +221,29 @@ func FuzzTransitions(f *testing.F) {
 		}
 	})
 }
+
+func TestMidFinish(t *testing.T) {
+	start := set("v1", L(Previous), "v2", L(Current), "v3", L(Pending))
+	final, _ := start.Finish("v3")
+	// Step one of the operator's finish: v3 gains AWSCURRENT while keeping AWSPENDING.
+	mid := set("v1", L(Previous), "v2", L(Current), "v3", L(Current, Pending))
+	id, before := mid.MidFinish()
+	if id != "v3" || !reflect.DeepEqual(before, start) {
+		t.Fatalf("MidFinish = %q %v", id, before)
+	}
+	done, err := before.Finish(id)
+	if err != nil || !reflect.DeepEqual(done, final) {
+		t.Fatalf("completing gives %v, %v; want %v", done, err, final)
+	}
+	// Later states are valid sets that Finish completes directly.
+	later := set("v1", nil, "v2", L(Previous), "v3", L(Current, Pending))
+	if id, _ := later.MidFinish(); id != "" {
+		t.Fatal("a valid set is not mid-finish")
+	}
+	if done, _ := later.Finish("v3"); !reflect.DeepEqual(done, final) {
+		t.Fatalf("got %v", done)
+	}
+	if id, _ := start.MidFinish(); id != "" {
+		t.Fatal("a set with one AWSCURRENT is not mid-finish")
+	}
+}

@@ -24,6 +24,29 @@ type Outcome struct {
 	Message string
 }
 
+// Condition is a condition to set, observed at the input's generation.
+type Condition struct {
+	Type    string
+	True    bool
+	Reason  string
+	Message string
+}
+
+// Rotation is what the rotation phase found. A nil *Rotation in Input means no RotationPolicy is
+// attached: the rotation conditions and fields are removed.
+type Rotation struct {
+	// Conditions to set; rotation conditions not listed keep their value.
+	Conditions []Condition
+	// NextRotationTime replaces the field (nil clears it).
+	NextRotationTime *time.Time
+	// LastRotatedTime replaces the field when set.
+	LastRotatedTime *time.Time
+	// Status replaces status.rotation.
+	Status v1alpha1.RotationStatus
+}
+
+var rotationConditions = []string{v1alpha1.ConditionRotationScheduled, v1alpha1.ConditionRotating, v1alpha1.ConditionRotationFailed}
+
 // Input is everything the status is computed from.
 type Input struct {
 	Generation int64
@@ -31,6 +54,7 @@ type Input struct {
 	Versions   []stages.Version
 	TargetName string
 	Outcome    Outcome
+	Rotation   *Rotation
 	Now        time.Time
 }
 
@@ -67,19 +91,53 @@ func Status(in Input) v1alpha1.ManagedSecretStatus {
 		st.Versions = listed(in.Versions)
 	}
 
+	setCondition(&st, in, Condition{Type: v1alpha1.ConditionReady, True: in.Outcome.Ready, Reason: in.Outcome.Reason, Message: in.Outcome.Message})
+	applyRotation(&st, in)
+	return st
+}
+
+func setCondition(st *v1alpha1.ManagedSecretStatus, in Input, c Condition) {
 	status := metav1.ConditionFalse
-	if in.Outcome.Ready {
+	if c.True {
 		status = metav1.ConditionTrue
 	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-		Type:               v1alpha1.ConditionReady,
+		Type:               c.Type,
 		Status:             status,
-		Reason:             in.Outcome.Reason,
-		Message:            in.Outcome.Message,
+		Reason:             c.Reason,
+		Message:            c.Message,
 		ObservedGeneration: in.Generation,
 		LastTransitionTime: metav1.NewTime(in.Now.UTC().Truncate(time.Second)),
 	})
-	return st
+}
+
+func applyRotation(st *v1alpha1.ManagedSecretStatus, in Input) {
+	if in.Rotation == nil {
+		for _, t := range rotationConditions {
+			meta.RemoveStatusCondition(&st.Conditions, t)
+		}
+		st.NextRotationTime = nil
+		st.Rotation = nil
+		return
+	}
+	for _, c := range in.Rotation.Conditions {
+		setCondition(st, in, c)
+	}
+	// Conditions kept from before still describe the current generation.
+	for i := range st.Conditions {
+		st.Conditions[i].ObservedGeneration = in.Generation
+	}
+	st.NextRotationTime = nil
+	if in.Rotation.NextRotationTime != nil {
+		t := metav1.NewTime(in.Rotation.NextRotationTime.UTC())
+		st.NextRotationTime = &t
+	}
+	if in.Rotation.LastRotatedTime != nil {
+		t := metav1.NewTime(in.Rotation.LastRotatedTime.UTC().Truncate(time.Second))
+		st.LastRotatedTime = &t
+	}
+	rs := in.Rotation.Status
+	st.Rotation = &rs
 }
 
 // listed returns the labelled versions, newest first, at most MaxListedVersions.

@@ -1,0 +1,762 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotator"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/schedule"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/summary"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
+)
+
+// AnnotationSpecHash on generated objects is a digest of what was applied, so an unchanged object
+// is not applied again (never computed from a value).
+const AnnotationSpecHash = "kube-secrets-manager.io/spec-hash"
+
+// Defaults of rotation pods.
+const (
+	defaultAttempts       = 3
+	defaultTimeoutSeconds = 600
+	rotationUID           = 65532
+)
+
+// rotationScope is what the rotation phases share.
+type rotationScope struct {
+	policy *v1alpha1.RotationPolicy
+	sched  *schedule.Schedule
+	jobs   []batchv1.Job
+	update summary.Rotation
+}
+
+func (s *scope) setRotationCondition(typ string, ok bool, reason, message string) {
+	s.rot.update.Conditions = append(s.rot.update.Conditions, summary.Condition{Type: typ, True: ok, Reason: reason, Message: message})
+}
+
+// loadRotation finds the policy and the rotation Jobs. It returns false when rotation is not
+// configured or cannot be scheduled (the conditions say why).
+func (r *ManagedSecretReconciler) loadRotation(ctx context.Context, s *scope) (bool, error) {
+	spec := s.msec.Spec.Rotation
+	if spec == nil {
+		return false, nil
+	}
+	s.rot = &rotationScope{}
+	if s.before.Rotation != nil {
+		s.rot.update.Status = *s.before.Rotation.DeepCopy()
+	}
+	s.rot.update.Status.PolicyName = spec.PolicyRef.Name
+	s.rot.update.Status.CronJobName = cronJobName(s.msec)
+	s.rot.update.NextRotationTime = timePtr(s.before.NextRotationTime)
+
+	jobs := &batchv1.JobList{}
+	if err := r.List(ctx, jobs, client.InNamespace(s.msec.Namespace), client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}); err != nil {
+		return false, err
+	}
+	s.rot.jobs = jobs.Items
+
+	policy := &v1alpha1.RotationPolicy{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: spec.PolicyRef.Name}, policy)
+	if apierrors.IsNotFound(err) {
+		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonPolicyNotFound,
+			fmt.Sprintf("RotationPolicy %s does not exist; rotation is scheduled once it does", spec.PolicyRef.Name))
+		s.rot.update.NextRotationTime = nil
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	s.rot.policy = policy
+	sched, err := schedule.Parse(scheduleSpec(policy))
+	if err != nil {
+		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonInvalidSchedule,
+			fmt.Sprintf("RotationPolicy %s: %s", policy.Name, err))
+		s.rot.update.NextRotationTime = nil
+		return false, nil
+	}
+	s.rot.sched = sched
+	return true, nil
+}
+
+// advanceRotation acts on the active rotation Job once it has finished: finishSecret when it
+// succeeded, RotationFailed when it failed. It runs before the projection, so the projected
+// Secret follows the new AWSCURRENT in the same reconcile.
+func (r *ManagedSecretReconciler) advanceRotation(ctx context.Context, s *scope) error {
+	st := &s.rot.update.Status
+	if st.ActiveJobUID == "" {
+		return nil
+	}
+	job := findJob(s.rot.jobs, st.ActiveJobUID)
+	switch {
+	case job == nil:
+		s.setRotationCondition(v1alpha1.ConditionRotating, false, v1alpha1.ReasonIdle,
+			fmt.Sprintf("rotation Job %s disappeared before it finished; the pending version is kept for the next attempt", st.ActiveJobName))
+	case jobSucceeded(job):
+		if err := r.finishSecret(ctx, s); err != nil {
+			return err
+		}
+	case jobFailed(job) != "":
+		st.FailedAttempts++
+		msg := fmt.Sprintf("rotation Job %s failed (%s); AWSCURRENT is unchanged and version %s keeps AWSPENDING for the next attempt",
+			job.Name, jobFailed(job), stages.UnfinishedPending(s.versionFacts()))
+		s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, v1alpha1.ReasonJobFailed, msg)
+		s.setRotationCondition(v1alpha1.ConditionRotating, false, v1alpha1.ReasonIdle, "no rotation in progress")
+		r.Recorder.Eventf(s.msec, job, corev1.EventTypeWarning, v1alpha1.ReasonJobFailed, "Rotate", "%s", msg)
+	default:
+		return nil // still running
+	}
+	st.ActiveJobName, st.ActiveJobUID = "", ""
+	return r.deleteMaterial(ctx, s.msec)
+}
+
+// finishSecret moves AWSCURRENT to the pending version (AWSPREVIOUS follows, AWSPENDING goes).
+func (r *ManagedSecretReconciler) finishSecret(ctx context.Context, s *scope) error {
+	pending := stages.UnfinishedPending(s.versionFacts())
+	if pending != "" {
+		v := s.version(pending)
+		if _, err := r.open(ctx, s.msec, v); err != nil {
+			// Never promote a version that does not decrypt.
+			s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, v1alpha1.ReasonDecryptionFailed,
+				fmt.Sprintf("pending version %s: %s; AWSCURRENT is unchanged", pending, err))
+			return nil
+		}
+		set := stages.FromVersions(s.versionFacts())
+		final, err := set.Finish(pending)
+		if err != nil {
+			return err
+		}
+		if err := r.writeStages(ctx, s, set, final, pending); err != nil {
+			return err
+		}
+	}
+	now := s.now
+	s.rot.update.LastRotatedTime = &now
+	s.rot.update.Status.FailedAttempts = 0
+	current := stages.FromVersions(s.versionFacts()).Holder(stages.Current)
+	msg := fmt.Sprintf("rotation Job %s succeeded; version %s is AWSCURRENT", s.rot.update.Status.ActiveJobName, current)
+	s.setRotationCondition(v1alpha1.ConditionRotationFailed, false, v1alpha1.ReasonRotationSucceeded, msg)
+	s.setRotationCondition(v1alpha1.ConditionRotating, false, v1alpha1.ReasonIdle, "no rotation in progress")
+	r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonRotationSucceeded, "Rotate", "%s", msg)
+	return nil
+}
+
+// completeMidFinish finishes a finishSecret that a crash interrupted half-way (see
+// stages.MidFinish), before anything reads the labels.
+func (r *ManagedSecretReconciler) completeMidFinish(ctx context.Context, s *scope) error {
+	set := stages.FromVersions(s.versionFacts())
+	id, before := set.MidFinish()
+	if id == "" {
+		return nil
+	}
+	final, err := before.Finish(id)
+	if err != nil {
+		return err
+	}
+	return r.writeStages(ctx, s, set, final, id)
+}
+
+// writeStages writes label changes so that every intermediate state is either valid or
+// recognised by MidFinish: the version gaining AWSCURRENT gets it first (keeping AWSPENDING), then
+// the others change, then it drops AWSPENDING.
+func (r *ManagedSecretReconciler) writeStages(ctx context.Context, s *scope, from, to stages.Set, gaining string) error {
+	order := []string{}
+	if gaining != "" && !contains(from[gaining], stages.Current) {
+		if err := r.patchStages(ctx, s, gaining, union(from[gaining], stages.Current)); err != nil {
+			return err
+		}
+	}
+	for _, id := range stages.Changed(from, to) {
+		if id != gaining {
+			order = append(order, id)
+		}
+	}
+	if gaining != "" {
+		order = append(order, gaining)
+	}
+	for _, id := range order {
+		if err := r.patchStages(ctx, s, id, to[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *ManagedSecretReconciler) patchStages(ctx context.Context, s *scope, id string, labels []string) error {
+	v := s.version(id)
+	if v == nil {
+		return fmt.Errorf("version %s not found", id)
+	}
+	if strings.Join(v.Spec.Stages, ",") == strings.Join(labels, ",") {
+		return nil
+	}
+	orig := v.DeepCopy()
+	v.Spec.Stages = labels
+	return r.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+}
+
+// scheduleRotation keeps the CronJob in place, starts the rotation of a new Job (createSecret and
+// its material), and handles rotate-now requests. It runs after the projection, with the current
+// value decrypted.
+func (r *ManagedSecretReconciler) scheduleRotation(ctx context.Context, s *scope, current []byte) (time.Duration, error) {
+	policy, sched := s.rot.policy, s.rot.sched
+	last := s.msec.CreationTimestamp.Time
+	if s.before.LastChangedTime != nil {
+		last = s.before.LastChangedTime.Time
+	}
+	if s.rot.update.LastRotatedTime != nil {
+		last = *s.rot.update.LastRotatedTime
+	} else if s.before.LastRotatedTime != nil && s.before.LastRotatedTime.After(last) {
+		last = s.before.LastRotatedTime.Time
+	}
+	next := sched.Next(last, s.now)
+	s.rot.update.NextRotationTime = &next
+	suspended := policy.Spec.Suspend != nil && *policy.Spec.Suspend
+
+	cj, err := r.applyCronJob(ctx, s, next, suspended)
+	if err != nil {
+		return 0, err
+	}
+	if suspended {
+		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonSuspended,
+			fmt.Sprintf("RotationPolicy %s is suspended; no new rotation starts", policy.Name))
+	} else {
+		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, true, v1alpha1.ReasonScheduled,
+			fmt.Sprintf("CronJob %s rotates with RotationPolicy %s (%s); next rotation at %s", cj.Name, policy.Name, policy.Spec.Strategy, next.UTC().Format(time.RFC3339)))
+	}
+
+	if err := r.handleRotateRequest(ctx, s, cj, suspended); err != nil {
+		return 0, err
+	}
+	if err := r.startRotation(ctx, s, current); err != nil {
+		return 0, err
+	}
+	// Come back when the schedule moves on, to keep nextRotationTime (and, for every-N-days, the
+	// CronJob's one-shot schedule) exact.
+	return time.Until(next) + time.Second + sched.Window(), nil
+}
+
+// startRotation serves the oldest unfinished rotation Job: createSecret (a pending version, or the
+// one an earlier attempt left) and the material its pod mounts. Other unfinished Jobs are deleted:
+// one rotation at a time.
+func (r *ManagedSecretReconciler) startRotation(ctx context.Context, s *scope, current []byte) error {
+	st := &s.rot.update.Status
+	var unfinished []batchv1.Job
+	for _, j := range s.rot.jobs {
+		if !jobSucceeded(&j) && jobFailed(&j) == "" && j.DeletionTimestamp == nil {
+			unfinished = append(unfinished, j)
+		}
+	}
+	sort.Slice(unfinished, func(a, b int) bool {
+		if unfinished[a].CreationTimestamp.Equal(&unfinished[b].CreationTimestamp) {
+			return unfinished[a].Name < unfinished[b].Name
+		}
+		return unfinished[a].CreationTimestamp.Before(&unfinished[b].CreationTimestamp)
+	})
+	if st.ActiveJobUID == "" && len(unfinished) > 0 {
+		st.ActiveJobName, st.ActiveJobUID = unfinished[0].Name, string(unfinished[0].UID)
+		r.Recorder.Eventf(s.msec, &unfinished[0], corev1.EventTypeNormal, v1alpha1.ReasonRotationStarted, "Rotate",
+			"rotation Job %s started", unfinished[0].Name)
+	}
+	for i := range unfinished {
+		j := &unfinished[i]
+		if string(j.UID) == st.ActiveJobUID {
+			continue
+		}
+		policy := metav1.DeletePropagationBackground
+		if err := r.Delete(ctx, j, client.PropagationPolicy(policy), client.Preconditions{UID: &j.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		r.Recorder.Eventf(s.msec, j, corev1.EventTypeNormal, v1alpha1.ReasonJobStoodDown, "Rotate",
+			"deleted rotation Job %s: Job %s is already rotating this secret", j.Name, st.ActiveJobName)
+	}
+	if st.ActiveJobUID == "" {
+		if s.before.Rotation == nil || s.before.Rotation.ActiveJobUID == "" {
+			s.setRotationCondition(v1alpha1.ConditionRotating, false, v1alpha1.ReasonIdle, "no rotation in progress")
+		}
+		return nil
+	}
+	pendingID, pendingValue, err := r.createSecret(ctx, s, current)
+	if err != nil {
+		var refused refusal
+		if errors.As(err, &refused) {
+			s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, refused.reason, refused.msg)
+			return nil
+		}
+		return err
+	}
+	defer clear(pendingValue)
+	if err := r.applyMaterial(ctx, s, pendingID, current, pendingValue); err != nil {
+		var refused refusal
+		if errors.As(err, &refused) {
+			s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, refused.reason, refused.msg)
+			return nil
+		}
+		return err
+	}
+	s.setRotationCondition(v1alpha1.ConditionRotating, true, v1alpha1.ReasonRotationStarted,
+		fmt.Sprintf("rotation Job %s is setting and testing pending version %s", st.ActiveJobName, pendingID))
+	return nil
+}
+
+// refusal is a rotation that cannot start for a reason the user must fix; it becomes a condition.
+type refusal struct{ reason, msg string }
+
+func (e refusal) Error() string { return e.msg }
+
+// createSecret returns the pending version (creating it when no unfinished one exists) and its
+// value.
+func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope, current []byte) (string, []byte, error) {
+	if id := stages.UnfinishedPending(s.versionFacts()); id != "" {
+		v, err := r.open(ctx, s.msec, s.version(id))
+		if err != nil {
+			return "", nil, refusal{v1alpha1.ReasonDecryptionFailed, fmt.Sprintf("pending version %s: %s", id, err)}
+		}
+		return id, v, nil
+	}
+	// The cache may lag behind a pending version created a moment ago; ask the API server.
+	fresh := &v1alpha1.SecretVersionList{}
+	if err := r.APIReader.List(ctx, fresh, client.InNamespace(s.msec.Namespace), client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}); err != nil {
+		return "", nil, err
+	}
+	s.versions = fresh.Items
+	if id := stages.UnfinishedPending(s.versionFacts()); id != "" {
+		v, err := r.open(ctx, s.msec, s.version(id))
+		if err != nil {
+			return "", nil, refusal{v1alpha1.ReasonDecryptionFailed, fmt.Sprintf("pending version %s: %s", id, err)}
+		}
+		return id, v, nil
+	}
+	strategy := s.rot.policy.Spec.Strategy
+	pw, err := rotationPasswordPolicy(s.rot.policy).Generate()
+	if err != nil {
+		return "", nil, refusal{v1alpha1.ReasonInvalidPolicy, "passwordPolicy: " + err.Error()}
+	}
+	pending, err := rotation.PendingValue(current, strategy, pw)
+	if err != nil {
+		return "", nil, refusal{v1alpha1.ReasonCreateFailed, err.Error()}
+	}
+	if err := value.CheckSize(pending, r.ValueLimit); err != nil {
+		return "", nil, refusal{v1alpha1.ReasonValueTooLarge, err.Error()}
+	}
+	id := uuid.NewString()
+	if _, err := stages.FromVersions(s.versionFacts()).Put(id, []string{stages.Pending}); err != nil {
+		return "", nil, refusal{v1alpha1.ReasonCreateFailed, err.Error()}
+	}
+	sv, err := r.sealVersion(ctx, s.msec, id, []string{stages.Pending}, pending)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := r.Create(ctx, sv, client.FieldOwner(FieldManager)); err != nil {
+		return "", nil, err
+	}
+	s.versions = append(s.versions, *sv)
+	r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonVersionCreated, "CreateSecret",
+		"created version %s with stage AWSPENDING", id)
+	return id, pending, nil
+}
+
+// applyMaterial writes the short-lived Secret the rotation pod mounts: the request, and the
+// current, pending, previous and (for alternating users) superuser values.
+func (r *ManagedSecretReconciler) applyMaterial(ctx context.Context, s *scope, pendingID string, current, pending []byte) error {
+	req := rotation.Request{
+		SecretID: stableID(r.ClusterName, s.msec), ClientRequestToken: pendingID,
+		Strategy: s.rot.policy.Spec.Strategy, JobUID: s.rot.update.Status.ActiveJobUID, Steps: rotation.PodSteps,
+	}
+	reqJSON, _ := json.Marshal(req)
+	data := map[string][]byte{
+		rotation.FileRequest: reqJSON,
+		rotation.FileCurrent: current,
+		rotation.FilePending: pending,
+	}
+	set := stages.FromVersions(s.versionFacts())
+	if prev := set.Holder(stages.Previous); prev != "" {
+		if v, err := r.open(ctx, s.msec, s.version(prev)); err == nil {
+			data[rotation.FilePrevious] = v
+		}
+	}
+	if rotation.IsAlternating(req.Strategy) {
+		su, err := r.superuserValue(ctx, s)
+		if err != nil {
+			return err
+		}
+		data[rotation.FileSuperuser] = su
+	}
+	name := materialName(s.msec)
+	existing := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name}, existing)
+	if err == nil && dataEqual(existing.Data, data) && len(existing.Data) == len(data) {
+		return nil
+	}
+	o := ownerRef(s.msec)
+	ac := corev1ac.Secret(name, s.msec.Namespace).
+		WithLabels(ownedLabels(s.msec, v1alpha1.RoleRotationMaterial)).
+		WithOwnerReferences(metav1ac.OwnerReference().WithAPIVersion(o.APIVersion).WithKind(o.Kind).
+			WithName(o.Name).WithUID(o.UID).WithController(false).WithBlockOwnerDeletion(true)).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(data)
+	return r.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership)
+}
+
+func (r *ManagedSecretReconciler) superuserValue(ctx context.Context, s *scope) ([]byte, error) {
+	ref := s.rot.policy.Spec.SuperuserSecretRef
+	notReady := func(why string) error {
+		return refusal{v1alpha1.ReasonSuperuserMissing, fmt.Sprintf("superuser ManagedSecret %s %s", ref.Name, why)}
+	}
+	su := &v1alpha1.ManagedSecret{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: ref.Name}, su); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, notReady("does not exist")
+		}
+		return nil, err
+	}
+	list := &v1alpha1.SecretVersionList{}
+	if err := r.List(ctx, list, client.InNamespace(su.Namespace), client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(su.UID)}); err != nil {
+		return nil, err
+	}
+	cur, err := currentVersion(list.Items)
+	if err != nil {
+		return nil, notReady("has no readable AWSCURRENT version")
+	}
+	v, err := r.open(ctx, su, cur)
+	if err != nil {
+		return nil, notReady("cannot be decrypted")
+	}
+	return v, nil
+}
+
+func (r *ManagedSecretReconciler) deleteMaterial(ctx context.Context, msec *v1alpha1.ManagedSecret) error {
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: msec.Namespace, Name: materialName(msec)}}
+	if err := r.Delete(ctx, sec); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// handleRotateRequest turns a new rotate-requested-at annotation into a Job made from the
+// CronJob's template, unless a rotation is already under way or the policy is suspended.
+func (r *ManagedSecretReconciler) handleRotateRequest(ctx context.Context, s *scope, cj *batchv1.CronJob, suspended bool) error {
+	req := s.msec.Annotations[v1alpha1.AnnotationRotateRequestedAt]
+	st := &s.rot.update.Status
+	if req == "" || req == st.LastHandledRequest {
+		return nil
+	}
+	st.LastHandledRequest = req
+	busy := st.ActiveJobUID != ""
+	for _, j := range s.rot.jobs {
+		busy = busy || (!jobSucceeded(&j) && jobFailed(&j) == "")
+	}
+	switch {
+	case suspended:
+		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeWarning, v1alpha1.ReasonRotateRequested, "Rotate",
+			"rotation request %q ignored: RotationPolicy %s is suspended", req, s.rot.policy.Name)
+		return nil
+	case busy:
+		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonRotateRequested, "Rotate",
+			"rotation request %q: a rotation is already in progress", req)
+		return nil
+	}
+	sum := sha256.Sum256([]byte(req))
+	yes := true
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: cj.Name + "-now-" + hex.EncodeToString(sum[:4]), Namespace: cj.Namespace,
+			Labels:      cj.Spec.JobTemplate.Labels,
+			Annotations: map[string]string{"cronjob.kubernetes.io/instantiate": "manual", v1alpha1.AnnotationManagedSecretName: s.msec.Name},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: cj.Name, UID: cj.UID,
+				Controller: &yes, BlockOwnerDeletion: &yes}},
+		},
+		Spec: *cj.Spec.JobTemplate.Spec.DeepCopy(),
+	}
+	if err := r.Create(ctx, job, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	s.rot.jobs = append(s.rot.jobs, *job)
+	r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonRotateRequested, "Rotate",
+		"rotation request %q: created Job %s", req, job.Name)
+	return nil
+}
+
+// applyCronJob keeps the rotation CronJob as the policy describes it.
+func (r *ManagedSecretReconciler) applyCronJob(ctx context.Context, s *scope, next time.Time, suspended bool) (*batchv1.CronJob, error) {
+	desired := r.desiredCronJob(s, next, suspended)
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
+	if err != nil {
+		return nil, err
+	}
+	pruneNulls(obj)
+	delete(obj, "status")
+	raw, _ := json.Marshal(obj)
+	sum := sha256.Sum256(raw)
+	hash := hex.EncodeToString(sum[:16])
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetAPIVersion("batch/v1")
+	u.SetKind("CronJob")
+	ann := u.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AnnotationSpecHash] = hash
+	u.SetAnnotations(ann)
+
+	existing := &batchv1.CronJob{}
+	err = r.Get(ctx, client.ObjectKeyFromObject(desired), existing)
+	if err == nil && existing.Annotations[AnnotationSpecHash] == hash {
+		return existing, nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return nil, err
+	}
+	applied := &batchv1.CronJob{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), applied); err != nil {
+		return nil, err
+	}
+	return applied, nil
+}
+
+func (r *ManagedSecretReconciler) desiredCronJob(s *scope, next time.Time, suspended bool) *batchv1.CronJob {
+	policy, msec := s.rot.policy, s.msec
+	schedule, tz := s.rot.sched.CronJobSchedule(next)
+	attempts := int32(defaultAttempts)
+	if policy.Spec.Attempts != nil {
+		attempts = *policy.Spec.Attempts
+	}
+	timeout := int64(defaultTimeoutSeconds)
+	pod := policy.Spec.Pod
+	if pod != nil && pod.TimeoutSeconds != nil {
+		timeout = *pod.TimeoutSeconds
+	}
+	window := int64(s.rot.sched.Window().Seconds())
+	labels := ownedLabels(msec, "rotation")
+	annotations := map[string]string{v1alpha1.AnnotationManagedSecretName: msec.Name}
+	no, yes := false, true
+	uid := int64(rotationUID)
+	three := int32(3)
+
+	image, args := r.RotationImage, []string{"rotate", "--material", rotator.DefaultDir}
+	container := corev1.Container{
+		Name:            "rotate",
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Env: []corev1.EnvVar{{Name: "JOB_UID", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
+			FieldPath: "metadata.labels['batch.kubernetes.io/controller-uid']"}}}},
+		VolumeMounts: []corev1.VolumeMount{{Name: "material", MountPath: rotator.DefaultDir, ReadOnly: true}},
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: &no, ReadOnlyRootFilesystem: &yes, RunAsNonRoot: &yes,
+			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
+	podSpec := corev1.PodSpec{
+		RestartPolicy:                corev1.RestartPolicyNever,
+		AutomountServiceAccountToken: &no,
+		EnableServiceLinks:           &no,
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot: &yes, RunAsUser: &uid, RunAsGroup: &uid,
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Volumes: []corev1.Volume{{Name: "material", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: materialName(msec), DefaultMode: ptrInt32(0o440)}}}},
+	}
+	if pod != nil {
+		if pod.Image != "" {
+			image = pod.Image
+		}
+		if pod.Resources != nil {
+			container.Resources = *pod.Resources
+		}
+		podSpec.ServiceAccountName = pod.ServiceAccountName
+		podSpec.NodeSelector = pod.NodeSelector
+		podSpec.Tolerations = pod.Tolerations
+	}
+	if policy.Spec.Strategy == v1alpha1.StrategyCustom {
+		args = nil // the custom image's own entrypoint honours the same contract
+	}
+	container.Image, container.Args = image, args
+	podSpec.Containers = []corev1.Container{container}
+
+	return &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: cronJobName(msec), Namespace: msec.Namespace, Labels: labels, Annotations: annotations,
+			OwnerReferences: []metav1.OwnerReference{ownerRef(msec)},
+		},
+		Spec: batchv1.CronJobSpec{
+			Schedule:                   schedule,
+			TimeZone:                   &tz,
+			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
+			StartingDeadlineSeconds:    &window,
+			Suspend:                    &suspended,
+			SuccessfulJobsHistoryLimit: &three,
+			FailedJobsHistoryLimit:     &three,
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
+				Spec: batchv1.JobSpec{
+					BackoffLimit:          ptrInt32(attempts - 1),
+					ActiveDeadlineSeconds: &timeout,
+					Template: corev1.PodTemplateSpec{
+						ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
+						Spec:       podSpec,
+					},
+				},
+			},
+		},
+	}
+}
+
+// removeRotation deletes the CronJob and material of a ManagedSecret whose rotation was detached.
+func (r *ManagedSecretReconciler) removeRotation(ctx context.Context, s *scope) error {
+	if s.before.Rotation == nil {
+		return nil
+	}
+	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: s.msec.Namespace, Name: cronJobName(s.msec)}}
+	if err := r.Delete(ctx, cj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return r.deleteMaterial(ctx, s.msec)
+}
+
+func scheduleSpec(p *v1alpha1.RotationPolicy) schedule.Spec {
+	sp := schedule.Spec{Cron: p.Spec.Schedule.Cron, TimeZone: p.Spec.Schedule.TimeZone, Window: p.Spec.Schedule.Window}
+	if p.Spec.Schedule.EveryDays != nil {
+		sp.EveryDays = int(*p.Spec.Schedule.EveryDays)
+	}
+	return sp
+}
+
+// rotationPasswordPolicy is the policy's password policy, or AWS's template defaults: the
+// characters that break connection strings are left out for databases.
+func rotationPasswordPolicy(p *v1alpha1.RotationPolicy) password.Policy {
+	if p.Spec.PasswordPolicy != nil {
+		return passwordPolicy(p.Spec.PasswordPolicy)
+	}
+	switch {
+	case strings.HasPrefix(p.Spec.Strategy, "postgresql"):
+		return password.Policy{ExcludeCharacters: ":/@\"'\\"}
+	case strings.HasPrefix(p.Spec.Strategy, "mysql"):
+		return password.Policy{ExcludeCharacters: "/@\"'\\"}
+	}
+	return password.Policy{}
+}
+
+func jobSucceeded(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// jobFailed returns the reason a Job failed, or "".
+func jobFailed(j *batchv1.Job) string {
+	for _, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			if c.Reason == "" {
+				return "Failed"
+			}
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+func findJob(jobs []batchv1.Job, uid string) *batchv1.Job {
+	for i := range jobs {
+		if string(jobs[i].UID) == uid {
+			return &jobs[i]
+		}
+	}
+	return nil
+}
+
+func (s *scope) version(id string) *v1alpha1.SecretVersion {
+	for i := range s.versions {
+		if s.versions[i].Spec.VersionID == id {
+			return &s.versions[i]
+		}
+	}
+	return nil
+}
+
+// cronJobName fits the CronJob limit of 52 characters and stays unique per ManagedSecret.
+func cronJobName(msec *v1alpha1.ManagedSecret) string {
+	sum := sha256.Sum256([]byte(msec.UID))
+	prefix := msec.Name
+	if len(prefix) > 36 {
+		prefix = strings.TrimRight(prefix[:36], ".-")
+	}
+	return prefix + "-rot-" + hex.EncodeToString(sum[:3])
+}
+
+func materialName(msec *v1alpha1.ManagedSecret) string { return cronJobName(msec) + "-material" }
+
+func contains(ls []string, l string) bool {
+	for _, x := range ls {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+func union(ls []string, l string) []string {
+	if contains(ls, l) {
+		return ls
+	}
+	out := append(append([]string(nil), ls...), l)
+	sort.Strings(out)
+	return out
+}
+
+func ptrInt32(v int32) *int32 { return &v }
+
+func timePtr(t *metav1.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := t.Time
+	return &v
+}
+
+// pruneNulls drops null values (such as creationTimestamp), which an apply would otherwise claim.
+func pruneNulls(m map[string]any) {
+	for k, v := range m {
+		switch t := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			pruneNulls(t)
+			if len(t) == 0 {
+				delete(m, k)
+			}
+		case []any:
+			for _, e := range t {
+				if em, ok := e.(map[string]any); ok {
+					pruneNulls(em)
+				}
+			}
+		}
+	}
+}
