@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -35,3 +37,5 @@ func restClientFor() (*rest.RESTClient, error) {
 	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
 	return rest.UnversionedRESTClientFor(c)
 }
+
+func readFileErr(dir, name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }

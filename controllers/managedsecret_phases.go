@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ import (
 )
 
 var errRetry = errors.New("transient failure, retrying with backoff")
+
+var b64 = base64.StdEncoding
 
 // scope carries what the phases find, in order.
 type scope struct {
@@ -252,8 +255,10 @@ func (r *ManagedSecretReconciler) sealVersion(ctx context.Context, msec *v1alpha
 			VersionID:         versionID,
 			Stages:            labels,
 			Payload: &v1alpha1.EncryptedPayload{
-				Algorithm: sealed.Algorithm, KeyID: sealed.KeyID, WrappedKey: sealed.WrappedKey,
-				Nonce: sealed.Nonce, Ciphertext: sealed.Ciphertext,
+				Algorithm: sealed.Algorithm, KeyID: sealed.KeyID,
+				WrappedKey: b64.EncodeToString(sealed.WrappedKey),
+				Nonce:      b64.EncodeToString(sealed.Nonce),
+				Ciphertext: b64.EncodeToString(sealed.Ciphertext),
 			},
 		},
 	}, nil
@@ -264,8 +269,14 @@ func (r *ManagedSecretReconciler) open(ctx context.Context, msec *v1alpha1.Manag
 	if p == nil || v.Spec.ManagedSecretName != msec.Name {
 		return nil, envelope.ErrDecrypt
 	}
+	wrapped, err1 := b64.DecodeString(p.WrappedKey)
+	nonce, err2 := b64.DecodeString(p.Nonce)
+	ct, err3 := b64.DecodeString(p.Ciphertext)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return nil, envelope.ErrDecrypt
+	}
 	return envelope.Open(ctx, r.Keys, binding(msec, v.Spec.VersionID), envelope.Sealed{
-		Algorithm: p.Algorithm, KeyID: p.KeyID, WrappedKey: p.WrappedKey, Nonce: p.Nonce, Ciphertext: p.Ciphertext,
+		Algorithm: p.Algorithm, KeyID: p.KeyID, WrappedKey: wrapped, Nonce: nonce, Ciphertext: ct,
 	})
 }
 

@@ -3,6 +3,7 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -67,7 +68,11 @@ func TestGenerateBecomesEncryptedVersionAndProjectedSecret(t *testing.T) {
 	if len(pw) != 24 {
 		t.Fatalf("password has %d characters, want 24", len(pw))
 	}
-	if bytes.Contains(v.Spec.Payload.Ciphertext, pw) || bytes.Contains(v.Spec.Payload.Ciphertext, []byte("db.internal")) {
+	ct, err := base64.StdEncoding.DecodeString(v.Spec.Payload.Ciphertext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(ct, pw) || bytes.Contains(ct, []byte("db.internal")) {
 		t.Fatal("the stored payload is not ciphertext")
 	}
 	if v.Spec.Payload.Algorithm != "AES-256-GCM" || v.Spec.Payload.KeyID == "" || len(v.Spec.Payload.WrappedKey) == 0 {

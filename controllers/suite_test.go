@@ -87,6 +87,7 @@ func TestMain(m *testing.M) {
 		suiteOpts = DefaultOptions()
 		suiteOpts.MetricsAddr, suiteOpts.ProbeAddr = "0", "0"
 		suiteOpts.Namespace = "kube-secrets-manager"
+		suiteOpts.RotationImage = "kube-secrets-manager:test"
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: suiteOpts.Namespace}}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

@@ -47,17 +47,20 @@ type EncryptedPayload struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	KeyID string `json:"keyId"`
-	// wrappedKey is the data key, encrypted by the key-encryption key.
+	// wrappedKey is the data key, encrypted by the key-encryption key (standard base64). The
+	// payload fields are base64 strings rather than bytes: the API server's CEL evaluation of
+	// byte fields in transition rules rejects standard base64 (it decodes them as URL-safe).
 	// +required
 	// +kubebuilder:validation:MaxLength=1024
-	WrappedKey []byte `json:"wrappedKey"`
-	// nonce of the value's AES-GCM encryption.
+	WrappedKey string `json:"wrappedKey"`
+	// nonce of the value's AES-GCM encryption (standard base64).
 	// +required
 	// +kubebuilder:validation:MaxLength=64
-	Nonce []byte `json:"nonce"`
-	// ciphertext of the value, with its authentication tag.
+	Nonce string `json:"nonce"`
+	// ciphertext of the value with its authentication tag (standard base64).
 	// +required
-	Ciphertext []byte `json:"ciphertext"`
+	// +kubebuilder:validation:MaxLength=100000
+	Ciphertext string `json:"ciphertext"`
 }
 
 // SecretVersion is one encrypted version of a ManagedSecret and its staging labels.
