@@ -165,6 +165,9 @@ func waitRotated(t *testing.T, ns, name, previousCurrent string) *v1alpha1.Manag
 	t.Helper()
 	var m *v1alpha1.ManagedSecret
 	eventually(t, "rotation finished", func() error {
+		if previousCurrent == "" {
+			t.Fatal("waitRotated needs the version id that was current before")
+		}
 		m = getMsec(t, ns, name)
 		if m.Status.LastRotatedTime == nil || m.Status.CurrentVersionID == previousCurrent {
 			return fmt.Errorf("not rotated yet: %+v", m.Status.Conditions)

@@ -55,8 +55,7 @@ func dbSecret(t *testing.T, ns, name, engine string, u testdb.User, port int, po
 	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, ns, name, metav1.ConditionTrue, v1alpha1.ReasonReady)
-	return m
+	return waitReady(t, ns, name, metav1.ConditionTrue, v1alpha1.ReasonReady)
 }
 
 func TestRotationCronJobAndSchedule(t *testing.T) {
