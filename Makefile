@@ -54,8 +54,12 @@ verify: generate manifests ## Fail when generated files are stale or code is not
 		git status --porcelain -- api config controllers; git --no-pager diff --stat -- api config controllers; exit 1; fi
 	@echo "generated files are up to date"
 
+.PHONY: databases
+databases: ## Start (or install) the PostgreSQL and MariaDB servers the rotation tests use.
+	hack/ensure-databases.sh
+
 .PHONY: test
-test: control-plane generate manifests vet ## Unit and envtest integration tests (builds what it needs).
+test: control-plane databases generate manifests vet ## Unit and envtest integration tests (builds what it needs).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test ./... -count=1 $(TEST_FLAGS)
 
 .PHONY: fuzz

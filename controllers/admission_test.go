@@ -82,6 +82,26 @@ kind: RotationPolicy
 spec:
   strategy: password
   schedule: {everyDays: 7, window: 90m}`, "schedule.window must be a whole number of hours from 1h to 24h"},
+		{"rotation policy: window over a sub-hourly cron", `
+kind: RotationPolicy
+spec:
+  strategy: password
+  schedule: {cron: "*/10 * * * *", window: 1h}`, "this cron expression runs more than once an hour"},
+		{"rotation policy: window over an hourly cron", `
+kind: RotationPolicy
+spec:
+  strategy: password
+  schedule: {cron: "0 * * * *", window: 2h}`, "this cron expression runs every hour, so the window may be at most 1h"},
+		{"rotation policy: window over an every-N-hours cron", `
+kind: RotationPolicy
+spec:
+  strategy: password
+  schedule: {cron: "0 */4 * * *", window: 5h}`, "the hour field */N runs every N hours"},
+		{"rotation policy: bad time zone", `
+kind: RotationPolicy
+spec:
+  strategy: password
+  schedule: {cron: "0 3 * * *", timeZone: "not a zone"}`, "schedule.timeZone must be an IANA time zone name"},
 		{"rotation policy: unknown strategy", `
 kind: RotationPolicy
 spec:
@@ -128,6 +148,15 @@ spec:
   strategy: postgresql-alternating-users
   superuserSecretRef: {name: pg-admin}
   schedule: {cron: "0 3 * * SUN", timeZone: Europe/Berlin, window: 3h}`, `
+kind: RotationPolicy
+spec:
+  strategy: password
+  schedule: {cron: "0 */4 * * *", window: 4h}`, `
+kind: RotationPolicy
+spec:
+  strategy: custom
+  pod: {image: "registry.example/rotate-redis:1.0"}
+  schedule: {cron: "@daily", window: 24h}`, `
 kind: RotationPolicy
 spec:
   strategy: password

@@ -332,3 +332,39 @@ func readFile(t *testing.T, dir, name string) []byte {
 	}
 	return data
 }
+
+// A finishSecret interrupted half-way (the pending version already holds AWSCURRENT while the old
+// one still does too) is completed on the next reconcile, and the projection follows.
+func TestInterruptedFinishIsCompleted(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	m := generated(ns, "half")
+	if err := k8s.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	m = waitReady(t, ns, "half", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	old := m.Status.CurrentVersionID
+
+	// Write the state a crash between the first and second label write leaves behind.
+	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit}
+	sv, err := r.sealVersion(ctx, m, "11111111-2222-3333-4444-555555555555", []string{stages.Current, stages.Pending}, []byte(`{"password":"after-the-crash"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, sv); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "finish completed", func() error {
+		labels := map[string]string{}
+		for _, v := range versions(t, ns) {
+			labels[v.Spec.VersionID] = strings.Join(v.Spec.Stages, ",")
+		}
+		if labels[sv.Spec.VersionID] != stages.Current || labels[old] != stages.Previous {
+			return fmt.Errorf("labels %v", labels)
+		}
+		if got := projectedValue(t, ns, "half"); got["password"] != "after-the-crash" {
+			return fmt.Errorf("projection not updated")
+		}
+		return nil
+	})
+}

@@ -56,11 +56,15 @@ type RotationPolicySpec struct {
 // RotationSchedule is AWS's RotationRules: a cron expression or every N days, a time zone and a
 // window.
 // +kubebuilder:validation:XValidation:rule="has(self.cron) != has(self.everyDays)",message="set exactly one of schedule.cron or schedule.everyDays"
+// +kubebuilder:validation:XValidation:rule="!has(self.cron) || !has(self.window) || self.cron.trim().startsWith('@') || self.cron.trim().matches('^[0-9]+\\\\s')",message="schedule.window is longer than the interval: this cron expression runs more than once an hour, and a window is at least 1h; drop the window or rotate at most hourly"
+// +kubebuilder:validation:XValidation:rule="!has(self.cron) || !has(self.window) || self.window == '1h' || !self.cron.trim().matches('^\\\\S+\\\\s+\\\\*\\\\s')",message="schedule.window is longer than the interval: this cron expression runs every hour, so the window may be at most 1h"
+// +kubebuilder:validation:XValidation:rule="!has(self.cron) || !has(self.window) || !self.cron.trim().matches('^[0-9]+\\\\s+\\\\*/[0-9]+\\\\s') || int(self.window.replace('h', '')) <= int(self.cron.trim().find('\\\\*/[0-9]+').substring(2))",message="schedule.window is longer than the interval: the hour field */N runs every N hours, so the window may be at most Nh"
 type RotationSchedule struct {
-	// cron is a five-field cron expression (minute hour day-of-month month day-of-week).
+	// cron is a five-field cron expression (minute hour day-of-month month day-of-week) or a
+	// descriptor such as @daily, read as the CronJob controller reads it.
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
-	// +kubebuilder:validation:XValidation:rule="self.matches('^\\\\s*\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s*$') && self.matches('^[0-9A-Za-z*/,?#L \\\\-]+$')",message="schedule.cron must be a five-field cron expression: minute hour day-of-month month day-of-week, for example '0 3 * * 0'"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$') || self.matches('^\\\\s*\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s*$') && self.matches('^[0-9A-Za-z*/,?#L \\\\-]+$')",message="schedule.cron must be a five-field cron expression (minute hour day-of-month month day-of-week, for example '0 3 * * 0') or one of @yearly, @monthly, @weekly, @daily, @hourly"
 	Cron string `json:"cron,omitempty"`
 
 	// everyDays rotates every N days, 1-1000, counted from the last rotation (AWS's
