@@ -58,7 +58,7 @@ type RotationPolicySpec struct {
 // +kubebuilder:validation:XValidation:rule="has(self.cron) != has(self.everyDays)",message="set exactly one of schedule.cron or schedule.everyDays"
 // +kubebuilder:validation:XValidation:rule="!has(self.cron) || !has(self.window) || self.cron.trim().startsWith('@') || self.cron.trim().matches('^[0-9]+\\\\s')",message="schedule.window is longer than the interval: this cron expression runs more than once an hour, and a window is at least 1h; drop the window or rotate at most hourly"
 // +kubebuilder:validation:XValidation:rule="!has(self.cron) || !has(self.window) || self.window == '1h' || !self.cron.trim().matches('^\\\\S+\\\\s+\\\\*\\\\s')",message="schedule.window is longer than the interval: this cron expression runs every hour, so the window may be at most 1h"
-// +kubebuilder:validation:XValidation:rule="!has(self.cron) || !has(self.window) || !self.cron.trim().matches('^[0-9]+\\\\s+\\\\*/[0-9]+\\\\s') || int(self.window.replace('h', ”)) <= int(self.cron.trim().find('\\\\*/[0-9]+').substring(2))",message="schedule.window is longer than the interval: the hour field */N runs every N hours, so the window may be at most Nh"
+// +kubebuilder:validation:XValidation:rule="!has(self.cron) || !has(self.window) || !self.cron.trim().matches('^[0-9]+\\\\s+\\\\*/[0-9]+\\\\s') || int(self.window.substring(0, size(self.window) - 1)) <= int(self.cron.trim().find('\\\\*/[0-9]+').substring(2))",message="schedule.window is longer than the interval: the hour field */N runs every N hours, so the window may be at most Nh"
 type RotationSchedule struct {
 	// cron is a five-field cron expression (minute hour day-of-month month day-of-week) or a
 	// descriptor such as @daily, read as the CronJob controller reads it.
