@@ -78,6 +78,14 @@ build: ## Build the manager binary into bin/.
 kubectl: ## Build kubectl at the pinned Kubernetes version into bin/k8s.
 	hack/build-control-plane.sh --kubectl >/dev/null
 
+INSTALL_DIR ?= $(shell $(GO) env GOPATH)/bin
+
+.PHONY: install-plugin
+install-plugin: build ## Install the kubectl plugin as $(INSTALL_DIR)/kubectl-secrets_manager.
+	mkdir -p $(INSTALL_DIR)
+	install -m 0755 $(LOCALBIN)/kube-secrets-manager $(INSTALL_DIR)/kubectl-secrets_manager
+	@echo "installed; make sure $(INSTALL_DIR) is on PATH, then run: kubectl secrets-manager --help"
+
 .PHONY: dev
 dev: control-plane kubectl manifests build ## Run the operator on a local control plane (etcd + kube-apiserver, no root).
 	$(GO) build -o $(LOCALBIN)/ksm-dev ./hack/dev

@@ -1,5 +1,6 @@
-// Command kube-secrets-manager runs the operator's manager. Later subcommands (the rotation pod's
-// `rotate` and the `kubectl secrets-manager` CLI) live in the same binary.
+// Command kube-secrets-manager runs the operator's manager, the rotation pods' `rotate` command,
+// and, installed as kubectl-secrets_manager (or run as `kube-secrets-manager cli`), the
+// `kubectl secrets-manager` plugin.
 package main
 
 import (
@@ -7,17 +8,26 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/controllers"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/cli"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotator"
 )
 
 func main() {
 	args := os.Args[1:]
+	// Installed as kubectl-secrets_manager, the binary is the kubectl plugin.
+	if filepath.Base(os.Args[0]) == cli.PluginName {
+		os.Exit(cli.Main(context.Background(), args, cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	}
+	if len(args) > 0 && args[0] == "cli" {
+		os.Exit(cli.Main(context.Background(), args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	}
 	if len(args) > 0 && args[0] == "rotate" {
 		os.Exit(runRotate(args[1:]))
 	}

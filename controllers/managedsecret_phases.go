@@ -22,6 +22,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/summary"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
@@ -40,6 +41,8 @@ type scope struct {
 	versions []v1alpha1.SecretVersion
 	// rot is set by loadRotation when a RotationPolicy is attached.
 	rot *rotationScope
+	// deletionTime is set while the secret is marked for deletion.
+	deletionTime *time.Time
 }
 
 func (s *scope) versionFacts() []stages.Version {
@@ -97,13 +100,19 @@ func (r *ManagedSecretReconciler) reconcilePhases(ctx context.Context, s *scope)
 		}
 		s.versions = list.Items
 	}
+	if err := r.completeMidFinish(ctx, s); err != nil {
+		return transient(v1alpha1.ReasonInvalidVersions, "completing an interrupted label move failed", err)
+	}
+	if days, marked := s.msec.Annotations[request.AnnotationDeleteRequested]; marked {
+		return r.pendingDeletion(ctx, s, days)
+	}
+	if err := r.processRequests(ctx, s, nil); err != nil {
+		return transient(v1alpha1.ReasonInvalidVersions, "answering plugin requests failed", err)
+	}
 	if len(s.versions) == 0 {
 		if res, done := r.createFirstVersion(ctx, s); done {
 			return res
 		}
-	}
-	if err := r.completeMidFinish(ctx, s); err != nil {
-		return transient(v1alpha1.ReasonInvalidVersions, "completing an interrupted finishSecret failed", err)
 	}
 	schedulable, err := r.loadRotation(ctx, s)
 	if err != nil {
@@ -153,6 +162,41 @@ func (r *ManagedSecretReconciler) reconcilePhases(ctx context.Context, s *scope)
 		}
 	}
 	return ready
+}
+
+// pendingDeletion is AWS's PendingDeletion state: the secret stays, with its deletion time, no
+// rotation runs, every request but describe and restore is refused, and the projected Secret is
+// left as it is (running workloads are not broken by a deletion that may still be undone). When
+// the window ends the ManagedSecret is deleted, and its finalizer removes everything.
+func (r *ManagedSecretReconciler) pendingDeletion(ctx context.Context, s *scope, daysText string) result {
+	days, err := request.ParseRecoveryDays(daysText)
+	note := ""
+	if err != nil {
+		days, note = request.DefaultRecoveryDays, fmt.Sprintf(" (the annotation's window is not valid: %s; %d days apply)", err, request.DefaultRecoveryDays)
+	}
+	at := s.now.Add(time.Duration(days) * 24 * time.Hour).UTC().Truncate(time.Second)
+	if s.before.DeletionTime != nil {
+		at = s.before.DeletionTime.Time
+	}
+	s.deletionTime = &at
+	if !s.now.Before(at) {
+		if err := r.Delete(ctx, s.msec, client.Preconditions{UID: &s.msec.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return transient(v1alpha1.ReasonPendingDeletion, "purging the secret failed", err)
+		}
+		return result{outcome: summary.Outcome{Reason: v1alpha1.ReasonPendingDeletion, Message: "the recovery window has ended; the secret is being purged"}}
+	}
+	if err := r.processRequests(ctx, s, request.ErrMarkedForDeletion); err != nil {
+		return transient(v1alpha1.ReasonPendingDeletion, "answering plugin requests failed", err)
+	}
+	if err := r.removeRotation(ctx, s); err != nil {
+		return transient(v1alpha1.ReasonPendingDeletion, "removing the rotation CronJob failed", err)
+	}
+	return result{
+		outcome: summary.Outcome{Reason: v1alpha1.ReasonPendingDeletion, Message: fmt.Sprintf(
+			"marked for deletion; it is purged at %s unless restored with 'kubectl secrets-manager restore %s'%s",
+			at.Format(time.RFC3339), s.msec.Name, note)},
+		requeueAfter: at.Sub(s.now) + time.Second,
+	}
 }
 
 func (r *ManagedSecretReconciler) loadVersions(ctx context.Context, s *scope) error {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotator"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/schedule"
@@ -162,58 +163,97 @@ func (r *ManagedSecretReconciler) finishSecret(ctx context.Context, s *scope) er
 	return nil
 }
 
-// completeMidFinish finishes a finishSecret that a crash interrupted half-way (see
-// stages.MidFinish), before anything reads the labels.
+// AnnotationTakingCurrent marks a version while AWSCURRENT moves to it, so a move a crash
+// interrupts (two versions holding AWSCURRENT) is recognised and completed.
+const AnnotationTakingCurrent = "kube-secrets-manager.io/taking-current"
+
+// completeMidFinish completes a label move that a crash interrupted half-way, before anything
+// reads the labels: a finishSecret (recognised by AWSPENDING, see stages.MidFinish) or a put,
+// stage move or rollback (recognised by AnnotationTakingCurrent).
 func (r *ManagedSecretReconciler) completeMidFinish(ctx context.Context, s *scope) error {
 	set := stages.FromVersions(s.versionFacts())
-	id, before := set.MidFinish()
-	if id == "" {
+	if id, before := set.MidFinish(); id != "" {
+		final, err := before.Finish(id)
+		if err != nil {
+			return err
+		}
+		return r.writeStages(ctx, s, set, final, id)
+	}
+	var holders []string
+	for id, ls := range set {
+		if contains(ls, stages.Current) {
+			holders = append(holders, id)
+		}
+	}
+	if len(holders) != 2 {
 		return nil
 	}
-	final, err := before.Finish(id)
-	if err != nil {
-		return err
-	}
-	return r.writeStages(ctx, s, set, final, id)
-}
-
-// writeStages writes label changes so that every intermediate state is either valid or
-// recognised by MidFinish: the version gaining AWSCURRENT gets it first (keeping AWSPENDING), then
-// the others change, then it drops AWSPENDING.
-func (r *ManagedSecretReconciler) writeStages(ctx context.Context, s *scope, from, to stages.Set, gaining string) error {
-	order := []string{}
-	if gaining != "" && !contains(from[gaining], stages.Current) {
-		if err := r.patchStages(ctx, s, gaining, union(from[gaining], stages.Current)); err != nil {
-			return err
-		}
-	}
-	for _, id := range stages.Changed(from, to) {
-		if id != gaining {
-			order = append(order, id)
-		}
-	}
-	if gaining != "" {
-		order = append(order, gaining)
-	}
-	for _, id := range order {
-		if err := r.patchStages(ctx, s, id, to[id]); err != nil {
-			return err
+	for i, id := range holders {
+		if v := s.version(id); v != nil && v.Annotations[AnnotationTakingCurrent] != "" {
+			before := set.Clone()
+			before[id] = without(before[id], stages.Current)
+			final, err := before.Move(stages.Current, id, holders[1-i])
+			if err != nil {
+				return err
+			}
+			return r.writeStages(ctx, s, set, final, id)
 		}
 	}
 	return nil
 }
 
-func (r *ManagedSecretReconciler) patchStages(ctx context.Context, s *scope, id string, labels []string) error {
+// writeStages writes label changes so that every intermediate state is either valid or
+// recognised by completeMidFinish: the version gaining AWSCURRENT gets it first (marked, and
+// keeping its other labels), then the others change, then it takes its final labels.
+func (r *ManagedSecretReconciler) writeStages(ctx context.Context, s *scope, from, to stages.Set, gaining string) error {
+	if gaining != "" && !contains(from[gaining], stages.Current) {
+		if err := r.patchStages(ctx, s, gaining, union(from[gaining], stages.Current), true); err != nil {
+			return err
+		}
+	}
+	for _, id := range stages.Changed(from, to) {
+		if id != gaining {
+			if err := r.patchStages(ctx, s, id, to[id], false); err != nil {
+				return err
+			}
+		}
+	}
+	if gaining != "" {
+		return r.patchStages(ctx, s, gaining, to[gaining], false)
+	}
+	return nil
+}
+
+func (r *ManagedSecretReconciler) patchStages(ctx context.Context, s *scope, id string, labels []string, marked bool) error {
 	v := s.version(id)
 	if v == nil {
 		return fmt.Errorf("version %s not found", id)
 	}
-	if strings.Join(v.Spec.Stages, ",") == strings.Join(labels, ",") {
+	_, wasMarked := v.Annotations[AnnotationTakingCurrent]
+	if strings.Join(v.Spec.Stages, ",") == strings.Join(labels, ",") && wasMarked == marked {
 		return nil
 	}
 	orig := v.DeepCopy()
 	v.Spec.Stages = labels
+	if marked {
+		if v.Annotations == nil {
+			v.Annotations = map[string]string{}
+		}
+		v.Annotations[AnnotationTakingCurrent] = "true"
+	} else {
+		delete(v.Annotations, AnnotationTakingCurrent)
+	}
 	return r.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+}
+
+func without(ls []string, l string) []string {
+	var out []string
+	for _, x := range ls {
+		if x != l {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // scheduleRotation keeps the CronJob in place, starts the rotation of a new Job (createSecret and
@@ -233,15 +273,27 @@ func (r *ManagedSecretReconciler) scheduleRotation(ctx context.Context, s *scope
 	next := sched.Next(last, s.now)
 	s.rot.update.NextRotationTime = &next
 	suspended := policy.Spec.Suspend != nil && *policy.Spec.Suspend
+	_, cancelled := s.msec.Annotations[request.AnnotationRotationCancelled]
+	if cancelled {
+		if err := r.cancelRotation(ctx, s); err != nil {
+			return 0, err
+		}
+	}
 
-	cj, err := r.applyCronJob(ctx, s, next, suspended)
+	cj, err := r.applyCronJob(ctx, s, next, suspended || cancelled)
 	if err != nil {
 		return 0, err
 	}
-	if suspended {
+	switch {
+	case cancelled:
+		s.rot.update.NextRotationTime = nil
+		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonRotationCancelled,
+			"rotation was cancelled (kubectl secrets-manager cancel-rotation); 'kubectl secrets-manager rotate' turns it on again")
+		return 0, nil
+	case suspended:
 		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonSuspended,
 			fmt.Sprintf("RotationPolicy %s is suspended; no new rotation starts", policy.Name))
-	} else {
+	default:
 		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, true, v1alpha1.ReasonScheduled,
 			fmt.Sprintf("CronJob %s rotates with RotationPolicy %s (%s); next rotation at %s", cj.Name, policy.Name, policy.Spec.Strategy, next.UTC().Format(time.RFC3339)))
 	}
@@ -255,6 +307,27 @@ func (r *ManagedSecretReconciler) scheduleRotation(ctx context.Context, s *scope
 	// Come back when the schedule moves on, to keep nextRotationTime (and, for every-N-days, the
 	// CronJob's one-shot schedule) exact.
 	return time.Until(next) + time.Second + sched.Window(), nil
+}
+
+// cancelRotation is AWS's CancelRotateSecret: scheduled rotation stops and a rotation in progress
+// is cancelled (its Job and material deleted). As in AWS, the pending version keeps AWSPENDING; the
+// next rotation, once turned on again, completes it.
+func (r *ManagedSecretReconciler) cancelRotation(ctx context.Context, s *scope) error {
+	st := &s.rot.update.Status
+	for i := range s.rot.jobs {
+		j := &s.rot.jobs[i]
+		if jobSucceeded(j) || jobFailed(j) != "" || j.DeletionTimestamp != nil {
+			continue
+		}
+		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &j.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	if st.ActiveJobUID != "" {
+		st.ActiveJobName, st.ActiveJobUID = "", ""
+		s.setRotationCondition(v1alpha1.ConditionRotating, false, v1alpha1.ReasonRotationCancelled, "the rotation in progress was cancelled")
+	}
+	return r.deleteMaterial(ctx, s.msec)
 }
 
 // startRotation serves the oldest unfinished rotation Job: createSecret (a pending version, or the

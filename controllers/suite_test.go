@@ -31,10 +31,12 @@ import (
 // The suite runs the real manager (the same NewManager main uses) against a real kube-apiserver
 // and etcd built from source. Every log line it writes is kept for the canary scan.
 var (
-	k8s       client.Client
-	cfg       *rest.Config
-	logs      = &syncBuffer{}
-	suiteOpts Options
+	// kubeconfigPath is a kubeconfig for an admin of the test cluster, as a user would have.
+	kubeconfigPath string
+	k8s            client.Client
+	cfg            *rest.Config
+	logs           = &syncBuffer{}
+	suiteOpts      Options
 )
 
 type syncBuffer struct {
@@ -77,6 +79,27 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := func() int {
+		user, err := env.ControlPlane.AddUser(envtest.User{Name: "plugin-user", Groups: []string{"system:masters"}}, nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		kc, err := user.KubeConfig()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		dir, err := os.MkdirTemp("", "ksm-test-kubeconfig-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		kubeconfigPath = filepath.Join(dir, "kubeconfig")
+		if err := os.WriteFile(kubeconfigPath, kc, 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		k8s, err = client.New(cfg, client.Options{Scheme: Scheme()})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

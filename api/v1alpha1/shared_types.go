@@ -67,6 +67,7 @@ const (
 	ReasonSuperuserMissing  = "SuperuserNotReady"
 	ReasonJobStoodDown      = "ConcurrentJobRemoved"
 	ReasonRotateRequested   = "RotateRequested"
+	ReasonRotationCancelled = "RotationCancelled"
 )
 
 // Reasons of the Ready condition.
@@ -84,6 +85,7 @@ const (
 	ReasonEncryptionFailed   = "EncryptionFailed"
 	ReasonProjectionFailed   = "ProjectionFailed"
 	ReasonInvalidTarget      = "InvalidTarget"
+	ReasonPendingDeletion    = "PendingDeletion"
 	ReasonVersionCreated     = "VersionCreated"
 	ReasonSecretProjected    = "SecretProjected"
 	ReasonVersionsPruned     = "VersionsPruned"

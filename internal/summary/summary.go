@@ -55,7 +55,9 @@ type Input struct {
 	TargetName string
 	Outcome    Outcome
 	Rotation   *Rotation
-	Now        time.Time
+	// DeletionTime is set while the secret is marked for deletion.
+	DeletionTime *time.Time
+	Now          time.Time
 }
 
 // Status returns the new status. Fields that describe versions are left as they were when the
@@ -93,6 +95,11 @@ func Status(in Input) v1alpha1.ManagedSecretStatus {
 
 	setCondition(&st, in, Condition{Type: v1alpha1.ConditionReady, True: in.Outcome.Ready, Reason: in.Outcome.Reason, Message: in.Outcome.Message})
 	applyRotation(&st, in)
+	st.DeletionTime = nil
+	if in.DeletionTime != nil {
+		t := metav1.NewTime(in.DeletionTime.UTC())
+		st.DeletionTime = &t
+	}
 	return st
 }
 

@@ -1,0 +1,496 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/cli"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
+)
+
+// The plugin is driven as a user runs it: its entry point, a kubeconfig, arguments, stdin.
+func plugin(t *testing.T, ns, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	args = append(args, "--kubeconfig", kubeconfigPath, "-n", ns)
+	code := cli.Main(context.Background(), args, cli.IO{In: strings.NewReader(stdin), Out: &out, Err: &errOut})
+	logs.Write([]byte("plugin stderr: " + errOut.String()))
+	return code, out.String(), errOut.String()
+}
+
+func valueFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "value")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func stagesByVersion(t *testing.T, ns string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, v := range versions(t, ns) {
+		out[v.Spec.VersionID] = strings.Join(v.Spec.Stages, ",")
+	}
+	return out
+}
+
+func requestSecrets(t *testing.T, ns string) int {
+	t.Helper()
+	list := &corev1.SecretList{}
+	if err := k8s.List(context.Background(), list, client.InNamespace(ns), client.MatchingLabels{v1alpha1.LabelRole: request.RoleRequest}); err != nil {
+		t.Fatal(err)
+	}
+	return len(list.Items)
+}
+
+func TestPluginPutAndGet(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "api", metav1.ConditionFalse, v1alpha1.ReasonAwaitingValue)
+
+	v1 := `{"token":"CANARY-put-one"}`
+	token := "11111111-aaaa-bbbb-cccc-000000000001"
+	code, out, errOut := plugin(t, ns, "", "put", "api", "-f", valueFile(t, v1), "--client-request-token", token)
+	if code != 0 {
+		t.Fatalf("put: %d %s", code, errOut)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res["VersionId"] != token {
+		t.Fatalf("put output %s", out)
+	}
+	waitReady(t, ns, "api", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if got := projectedValue(t, ns, "api"); got["token"] != "CANARY-put-one" {
+		t.Fatalf("projected %v", got)
+	}
+	code, out, _ = plugin(t, ns, "", "get", "api")
+	if code != 0 || out != v1 {
+		t.Fatalf("get: %d %q", code, out)
+	}
+
+	// The same token and value again: a no-op. The same token with another value: refused.
+	if code, _, errOut := plugin(t, ns, "", "put", "api", "-f", valueFile(t, v1), "--client-request-token", token); code != 0 {
+		t.Fatalf("idempotent put: %d %s", code, errOut)
+	}
+	code, _, errOut = plugin(t, ns, "", "put", "api", "-f", valueFile(t, `{"token":"CANARY-other"}`), "--client-request-token", token)
+	if code != 1 || !strings.Contains(errOut, "You can't use ClientRequestToken "+token+" because that value is already in use") || strings.Contains(errOut, "CANARY") {
+		t.Fatalf("conflicting put: %d %s", code, errOut)
+	}
+	if n := len(versions(t, ns)); n != 1 {
+		t.Fatalf("%d versions after the refused put", n)
+	}
+
+	// A value from stdin with a custom label only: AWSCURRENT stays where it is.
+	code, out, errOut = plugin(t, ns, `{"token":"CANARY-staged"}`, "put", "api", "-f", "-", "--stages", "canary-stage")
+	if code != 0 {
+		t.Fatalf("put --stages: %d %s", code, errOut)
+	}
+	_ = json.Unmarshal([]byte(out), &res)
+	staged := res["VersionId"].(string)
+	if l := stagesByVersion(t, ns); l[token] != stages.Current || l[staged] != "canary-stage" {
+		t.Fatalf("labels %v", l)
+	}
+	code, out, _ = plugin(t, ns, "", "get", "api", "--stage", "canary-stage")
+	if code != 0 || out != `{"token":"CANARY-staged"}` {
+		t.Fatalf("get --stage: %d %q", code, out)
+	}
+	// Written to a file with mode 0600.
+	path := filepath.Join(t.TempDir(), "out.json")
+	if code, _, errOut := plugin(t, ns, "", "get", "api", "--version-id", token, "-o", path); code != 0 {
+		t.Fatalf("get -o: %d %s", code, errOut)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("file mode %v %v", st, err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != v1 {
+		t.Fatalf("file holds %q", data)
+	}
+
+	// Bad input: one line, non-zero, nothing changed.
+	bad := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"get", "api", "--version-id", "99999999-aaaa-bbbb-cccc-000000000009"}, 1, "can't find the specified secret value for VersionId: 99999999-aaaa-bbbb-cccc-000000000009"},
+		{[]string{"get", "api", "--stage", "nope"}, 1, "can't find the specified secret value for staging label: nope"},
+		{[]string{"put", "api", "-f", valueFile(t, "x"), "--client-request-token", "short"}, 2, "--client-request-token must be 32 to 64 characters"},
+		{[]string{"put", "api"}, 2, "never from the command line"},
+		{[]string{"get", "missing"}, 1, "can't find the specified secret"},
+	}
+	before := stagesByVersion(t, ns)
+	for _, b := range bad {
+		code, _, errOut := plugin(t, ns, "", b.args...)
+		if code != b.code || !strings.Contains(errOut, b.want) || strings.Count(strings.TrimSpace(strings.Split(errOut, "\nRun")[0]), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q", b.args, code, errOut)
+		}
+	}
+	if after := stagesByVersion(t, ns); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("bad input changed versions: %v -> %v", before, after)
+	}
+	eventually(t, "request Secrets cleaned up", func() error {
+		if n := requestSecrets(t, ns); n != 0 {
+			return fmt.Errorf("%d left", n)
+		}
+		return nil
+	})
+}
+
+func TestPluginUpdateStageAndRollback(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "db")); err != nil {
+		t.Fatal(err)
+	}
+	first := waitReady(t, ns, "db", metav1.ConditionTrue, v1alpha1.ReasonReady).Status.CurrentVersionID
+	code, out, errOut := plugin(t, ns, "", "put", "db", "-f", valueFile(t, `{"password":"CANARY-second"}`))
+	if code != 0 {
+		t.Fatalf("put: %s", errOut)
+	}
+	var res map[string]any
+	_ = json.Unmarshal([]byte(out), &res)
+	second := res["VersionId"].(string)
+	if l := stagesByVersion(t, ns); l[first] != stages.Previous || l[second] != stages.Current {
+		t.Fatalf("after put: %v", l)
+	}
+	eventually(t, "projection follows the put", func() error {
+		if projectedValue(t, ns, "db")["password"] != "CANARY-second" {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+
+	// rollback: AWSCURRENT back to AWSPREVIOUS in one step, and the projected Secret follows.
+	if code, _, errOut := plugin(t, ns, "", "rollback", "db"); code != 0 {
+		t.Fatalf("rollback: %s", errOut)
+	}
+	if l := stagesByVersion(t, ns); l[first] != stages.Current || l[second] != stages.Previous {
+		t.Fatalf("after rollback: %v", l)
+	}
+	eventually(t, "projection follows the rollback", func() error {
+		if projectedValue(t, ns, "db")["password"] == "CANARY-second" {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+
+	// Moving AWSCURRENT without naming the version it leaves: refused, as AWS does.
+	code, _, errOut = plugin(t, ns, "", "update-stage", "db", "--stage", stages.Current, "--move-to-version-id", second)
+	if code != 1 || !strings.Contains(errOut, "attached to another version") {
+		t.Fatalf("move without remove-from: %d %s", code, errOut)
+	}
+	code, _, errOut = plugin(t, ns, "", "update-stage", "db", "--stage", stages.Current, "--move-to-version-id", "99999999-aaaa-bbbb-cccc-000000000009", "--remove-from-version-id", first)
+	if code != 1 || !strings.Contains(errOut, "no such version") {
+		t.Fatalf("move to a missing version: %d %s", code, errOut)
+	}
+	if l := stagesByVersion(t, ns); l[first] != stages.Current {
+		t.Fatalf("a refused move changed labels: %v", l)
+	}
+	if code, _, errOut := plugin(t, ns, "", "update-stage", "db", "--stage", stages.Current, "--move-to-version-id", second, "--remove-from-version-id", first); code != 0 {
+		t.Fatalf("move: %s", errOut)
+	}
+	// A custom label attached and removed.
+	if code, _, errOut := plugin(t, ns, "", "update-stage", "db", "--stage", "blue", "--move-to-version-id", first); code != 0 {
+		t.Fatalf("attach custom: %s", errOut)
+	}
+	if l := stagesByVersion(t, ns); l[second] != stages.Current || l[first] != "AWSPREVIOUS,blue" {
+		t.Fatalf("after moves: %v", l)
+	}
+}
+
+func TestPluginDescribeAndVersions(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
+		t.Fatal(err)
+	}
+	m := generated(ns, "app")
+	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "pw"}}
+	if err := k8s.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	first := waitReady(t, ns, "app", metav1.ConditionTrue, v1alpha1.ReasonReady).Status.CurrentVersionID
+	for i := 0; i < 2; i++ {
+		if code, _, errOut := plugin(t, ns, "", "put", "app", "-f", valueFile(t, fmt.Sprintf(`{"password":"CANARY-%d"}`, i))); code != 0 {
+			t.Fatal(errOut)
+		}
+	}
+	eventually(t, "nextRotationTime", func() error {
+		if getMsec(t, ns, "app").Status.NextRotationTime == nil {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	code, out, errOut := plugin(t, ns, "", "describe", "app")
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	var d map[string]any
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	toStages := d["VersionIdsToStages"].(map[string]any)
+	if len(toStages) != 2 || d["RotationEnabled"] != true || d["NextRotationDate"] == nil || d["Description"] != "orders database" ||
+		d["RotationRules"].(map[string]any)["AutomaticallyAfterDays"] != float64(30) || !strings.HasPrefix(d["ARN"].(string), "arn:kubernetes:secretsmanager:") {
+		t.Fatalf("describe: %s", out)
+	}
+	if _, listed := toStages[first]; listed {
+		t.Fatal("the deprecated first version must not be in VersionIdsToStages")
+	}
+	code, out, _ = plugin(t, ns, "", "versions", "app")
+	var l struct{ Versions []map[string]any }
+	_ = json.Unmarshal([]byte(out), &l)
+	if code != 0 || len(l.Versions) != 2 {
+		t.Fatalf("versions: %s", out)
+	}
+	code, out, _ = plugin(t, ns, "", "versions", "app", "--include-deprecated")
+	l = struct{ Versions []map[string]any }{}
+	_ = json.Unmarshal([]byte(out), &l)
+	if code != 0 || len(l.Versions) != 3 {
+		t.Fatalf("versions --include-deprecated: %s", out)
+	}
+	for _, v := range l.Versions {
+		if v["VersionId"] == first {
+			if _, has := v["VersionStages"]; has {
+				t.Fatal("a deprecated version is listed without VersionStages, as AWS does")
+			}
+		}
+	}
+}
+
+func TestPluginDeleteWithRecoveryWindowAndRestore(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
+		t.Fatal(err)
+	}
+	m := generated(ns, "old")
+	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "pw"}}
+	if err := k8s.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "old", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	cj := cronJobOf(t, ns, "old")
+	secretBefore := projectedValue(t, ns, "old")
+
+	for _, days := range []string{"6", "31"} {
+		code, _, errOut := plugin(t, ns, "", "delete", "old", "--recovery-window-in-days", days)
+		if code != 2 || !strings.Contains(errOut, "recovery window must be 7 to 30 days") {
+			t.Fatalf("window %s: %d %s", days, code, errOut)
+		}
+	}
+	if _, marked := getMsec(t, ns, "old").Annotations[request.AnnotationDeleteRequested]; marked {
+		t.Fatal("a refused delete marked the secret")
+	}
+	start := time.Now()
+	code, out, errOut := plugin(t, ns, "", "delete", "old", "--recovery-window-in-days", "7")
+	if code != 0 || !strings.Contains(out, "DeletionDate") {
+		t.Fatalf("delete: %d %s %s", code, out, errOut)
+	}
+	got := waitReady(t, ns, "old", metav1.ConditionFalse, v1alpha1.ReasonPendingDeletion)
+	if got.Status.DeletionTime == nil || got.Status.DeletionTime.Sub(start) < 7*24*time.Hour-time.Minute || got.Status.DeletionTime.Sub(start) > 7*24*time.Hour+time.Minute {
+		t.Fatalf("deletionTime %v", got.Status.DeletionTime)
+	}
+	// No rotations while marked: the CronJob is gone. The projected Secret stays as it was.
+	eventually(t, "CronJob removed", func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(cj), &batchv1.CronJob{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there: %v", err)
+		}
+		return nil
+	})
+	if fmt.Sprint(projectedValue(t, ns, "old")) != fmt.Sprint(secretBefore) {
+		t.Fatal("the projected Secret changed during the recovery window")
+	}
+	for _, args := range [][]string{{"get", "old"}, {"put", "old", "-f", valueFile(t, "CANARY-late")}, {"rotate", "old"}, {"rollback", "old"}, {"delete", "old"}} {
+		code, _, errOut := plugin(t, ns, "", args...)
+		if code != 1 || !strings.Contains(errOut, "You can't perform this operation on the secret because it was marked for deletion.") {
+			t.Errorf("%v while marked: %d %s", args, code, errOut)
+		}
+	}
+	code, out, _ = plugin(t, ns, "", "describe", "old")
+	if code != 0 || !strings.Contains(out, "DeletedDate") {
+		t.Fatalf("describe while marked: %d %s", code, out)
+	}
+	// The name cannot be reused: the ManagedSecret is still there.
+	if err := k8s.Create(ctx, generated(ns, "old")); !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("re-creating the name: %v", err)
+	}
+
+	if code, _, errOut := plugin(t, ns, "", "restore", "old"); code != 0 {
+		t.Fatalf("restore: %s", errOut)
+	}
+	restored := waitReady(t, ns, "old", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if restored.Status.DeletionTime != nil {
+		t.Fatal("deletionTime kept after restore")
+	}
+	cronJobOf(t, ns, "old")
+
+	// When the window ends the secret is purged, with everything it owned.
+	if code, _, errOut := plugin(t, ns, "", "delete", "old", "--recovery-window-in-days", "7"); code != 0 {
+		t.Fatal(errOut)
+	}
+	marked := waitReady(t, ns, "old", metav1.ConditionFalse, v1alpha1.ReasonPendingDeletion)
+	past := metav1.NewTime(time.Now().Add(-time.Minute).UTC().Truncate(time.Second))
+	orig := marked.DeepCopy()
+	marked.Status.DeletionTime = &past
+	if err := k8s.Status().Patch(ctx, marked, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+	// Nudge a reconcile (the operator would wake at the deletion time by itself).
+	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit}
+	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "old"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "purged", func() error {
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "old"}, &v1alpha1.ManagedSecret{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("ManagedSecret still there: %v", err)
+		}
+		if n := len(versions(t, ns)); n != 0 {
+			return fmt.Errorf("%d versions left", n)
+		}
+		if _, err := secret(t, ns, "old"); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("projected Secret left")
+		}
+		return nil
+	})
+}
+
+func TestPluginForceDelete(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "now")); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "now", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if code, _, errOut := plugin(t, ns, "", "delete", "now", "--force-delete-without-recovery", "--recovery-window-in-days", "7"); code != 2 || !strings.Contains(errOut, "in conjunction") {
+		t.Fatalf("both options: %d %s", code, errOut)
+	}
+	if code, _, errOut := plugin(t, ns, "", "delete", "now", "--force-delete-without-recovery"); code != 0 {
+		t.Fatal(errOut)
+	}
+	eventually(t, "deleted at once", func() error {
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "now"}, &v1alpha1.ManagedSecret{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
+}
+
+func TestPluginRotateAndCancel(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
+		t.Fatal(err)
+	}
+	m := generated(ns, "app")
+	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "pw"}}
+	if err := k8s.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "app", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	cj := cronJobOf(t, ns, "app")
+	if code, _, errOut := plugin(t, ns, "", "rotate", "app"); code != 0 {
+		t.Fatal(errOut)
+	}
+	var job *batchv1.Job
+	eventually(t, "rotation Job", func() error {
+		jobs := &batchv1.JobList{}
+		if err := k8s.List(ctx, jobs, client.InNamespace(ns)); err != nil || len(jobs.Items) != 1 {
+			return fmt.Errorf("%d jobs %v", len(jobs.Items), err)
+		}
+		job = &jobs.Items[0]
+		return nil
+	})
+	material(t, ns, cj, job)
+
+	// cancel-rotation: the CronJob is suspended and the rotation in progress stops; the pending
+	// version keeps AWSPENDING (AWS's CancelRotateSecret).
+	if code, _, errOut := plugin(t, ns, "", "cancel-rotation", "app"); code != 0 {
+		t.Fatal(errOut)
+	}
+	eventually(t, "cancelled", func() error {
+		got := getMsec(t, ns, "app")
+		if c := rotationCondition(got, v1alpha1.ConditionRotationScheduled); c.Reason != v1alpha1.ReasonRotationCancelled {
+			return fmt.Errorf("%+v", c)
+		}
+		cur := cronJobOf(t, ns, "app")
+		if cur.Spec.Suspend == nil || !*cur.Spec.Suspend {
+			return fmt.Errorf("CronJob not suspended")
+		}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(job), &batchv1.Job{}); err == nil {
+			return fmt.Errorf("the Job in progress was not deleted")
+		}
+		if got.Status.PendingVersionID == "" {
+			return fmt.Errorf("the pending version lost AWSPENDING")
+		}
+		return nil
+	})
+	code, out, _ := plugin(t, ns, "", "describe", "app")
+	if code != 0 || !strings.Contains(out, `"RotationEnabled": false`) {
+		t.Fatalf("describe after cancel: %s", out)
+	}
+	// rotate turns rotation on again.
+	if code, _, errOut := plugin(t, ns, "", "rotate", "app"); code != 0 {
+		t.Fatal(errOut)
+	}
+	eventually(t, "scheduled again", func() error {
+		if c := rotationCondition(getMsec(t, ns, "app"), v1alpha1.ConditionRotationScheduled); c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("%+v", c)
+		}
+		return nil
+	})
+}
+
+// A request Secret that nobody confirmed on the ManagedSecret (someone who may create Secrets but
+// not patch ManagedSecrets) changes nothing.
+func TestUnconfirmedPutIsIgnored(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "guarded")); err != nil {
+		t.Fatal(err)
+	}
+	m := waitReady(t, ns, "guarded", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	yes := true
+	reqJSON, _ := json.Marshal(request.Request{Op: request.OpPut, ClientRequestToken: "22222222-aaaa-bbbb-cccc-000000000002"})
+	sneaky := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ksm-request-sneaky", Labels: map[string]string{
+			v1alpha1.LabelManagedSecretUID: string(m.UID), v1alpha1.LabelRole: request.RoleRequest},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ManagedSecret", Name: m.Name, UID: m.UID, Controller: &yes}}},
+		Data: map[string][]byte{request.KeyRequest: reqJSON, request.KeyValue: []byte("CANARY-sneaky")},
+	}
+	if err := k8s.Create(ctx, sneaky); err != nil {
+		t.Fatal(err)
+	}
+	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit}
+	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "guarded"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(versions(t, ns)); n != 1 {
+		t.Fatalf("an unconfirmed put made a version (%d versions)", n)
+	}
+	got := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(sneaky), got); err != nil || got.Annotations[request.AnnotationResult] != "" {
+		t.Fatalf("the unconfirmed request was answered: %v", got.Annotations)
+	}
+}

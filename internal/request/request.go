@@ -1,0 +1,148 @@
+// Package request is the protocol between the `kubectl secrets-manager` plugin and the operator.
+// Values never travel in a custom resource: the plugin writes a short-lived request Secret (the
+// value, for put) owned by the ManagedSecret; the operator answers on that Secret (the value, for
+// get) and removes consumed values; the plugin reads the answer and deletes the Secret.
+package request
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Operations.
+const (
+	OpPut         = "put"
+	OpGet         = "get"
+	OpUpdateStage = "update-stage"
+	OpRollback    = "rollback"
+)
+
+// Keys and metadata of request Secrets.
+const (
+	// KeyRequest holds the JSON Request.
+	KeyRequest = "request.json"
+	// KeyValue holds the value of a put (consumed) or of a get's answer.
+	KeyValue = "value"
+	// AnnotationResult holds the JSON Result once answered.
+	AnnotationResult = "kube-secrets-manager.io/result"
+	// RoleRequest is the kube-secrets-manager.io/role of request Secrets.
+	RoleRequest = "request"
+	// AnnotationPrefix marks, on the ManagedSecret, a request that changes the secret:
+	// "requests.kube-secrets-manager.io/<request Secret name>". Writing it takes permission to
+	// patch the ManagedSecret, so creating Secrets alone never changes a value.
+	AnnotationPrefix = "requests.kube-secrets-manager.io/"
+)
+
+// Request is what the plugin asks.
+type Request struct {
+	Op string `json:"op"`
+	// ClientRequestToken is the new version's id (put); 32-64 characters.
+	ClientRequestToken string `json:"clientRequestToken,omitempty"`
+	// Stages to attach (put; default AWSCURRENT).
+	Stages []string `json:"stages,omitempty"`
+	// VersionID or Stage selects the version (get).
+	VersionID string `json:"versionId,omitempty"`
+	Stage     string `json:"stage,omitempty"`
+	// Stage to move, MoveTo and RemoveFrom (update-stage).
+	MoveTo     string `json:"moveToVersionId,omitempty"`
+	RemoveFrom string `json:"removeFromVersionId,omitempty"`
+}
+
+// Mutating reports whether the operation changes the secret.
+func (r Request) Mutating() bool { return r.Op != OpGet }
+
+// Validate checks a request the way AWS validates the API call, with one-line messages.
+func (r Request) Validate() error {
+	switch r.Op {
+	case OpPut:
+		if err := ValidateToken(r.ClientRequestToken); err != nil {
+			return err
+		}
+		for _, s := range r.Stages {
+			if len(s) < 1 || len(s) > 256 {
+				return errors.New("each staging label must be 1 to 256 characters")
+			}
+		}
+		if len(r.Stages) > 20 {
+			return errors.New("at most 20 staging labels may be attached to a version")
+		}
+	case OpGet:
+		if r.VersionID != "" && (len(r.VersionID) < 32 || len(r.VersionID) > 64) {
+			return errors.New("--version-id must be 32 to 64 characters")
+		}
+	case OpUpdateStage:
+		if r.Stage == "" || len(r.Stage) > 256 {
+			return errors.New("the staging label must be 1 to 256 characters")
+		}
+		if r.MoveTo == "" && r.RemoveFrom == "" {
+			return errors.New("name a version to move the label to (--move-to-version-id), one to remove it from (--remove-from-version-id), or both")
+		}
+	case OpRollback:
+	default:
+		return fmt.Errorf("unknown operation %q", r.Op)
+	}
+	return nil
+}
+
+// ValidateToken enforces AWS's ClientRequestToken length.
+func ValidateToken(t string) error {
+	if len(t) < 32 || len(t) > 64 {
+		return fmt.Errorf("--client-request-token must be 32 to 64 characters, not %d", len(t))
+	}
+	return nil
+}
+
+// Result is the operator's answer; Error never holds a value.
+type Result struct {
+	OK        bool     `json:"ok"`
+	Error     string   `json:"error,omitempty"`
+	VersionID string   `json:"versionId,omitempty"`
+	Stages    []string `json:"stages,omitempty"`
+}
+
+// Encode returns the JSON form.
+func (r Result) Encode() string {
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+// DecodeResult reads an answer.
+func DecodeResult(s string) (Result, error) {
+	var r Result
+	if err := json.Unmarshal([]byte(s), &r); err != nil {
+		return r, errors.New("the operator's answer is not valid JSON")
+	}
+	return r, nil
+}
+
+// Annotations used by plugin commands that need no request Secret.
+const (
+	// AnnotationDeleteRequested marks a ManagedSecret for deletion after its recovery window; the
+	// value is the window in days.
+	AnnotationDeleteRequested = "kube-secrets-manager.io/delete-requested"
+	// AnnotationRotationCancelled turns scheduled rotation off (AWS's CancelRotateSecret).
+	AnnotationRotationCancelled = "kube-secrets-manager.io/rotation-cancelled"
+)
+
+// Deletion-window limits and default (AWS's).
+const (
+	MinRecoveryDays     = 7
+	MaxRecoveryDays     = 30
+	DefaultRecoveryDays = 30
+)
+
+// ParseRecoveryDays reads the delete-requested annotation.
+func ParseRecoveryDays(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < MinRecoveryDays || n > MaxRecoveryDays {
+		return 0, fmt.Errorf("the recovery window must be %d to %d days", MinRecoveryDays, MaxRecoveryDays)
+	}
+	return n, nil
+}
+
+// Errors with AWS's wording.
+var (
+	ErrMarkedForDeletion = errors.New("You can't perform this operation on the secret because it was marked for deletion.")
+)
