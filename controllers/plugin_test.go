@@ -287,6 +287,8 @@ func TestPluginDeleteWithRecoveryWindowAndRestore(t *testing.T) {
 	}
 	m := generated(ns, "old")
 	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "pw"}}
+	week := int32(7)
+	m.Spec.RecoveryWindowDays = &week
 	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +306,8 @@ func TestPluginDeleteWithRecoveryWindowAndRestore(t *testing.T) {
 		t.Fatal("a refused delete marked the secret")
 	}
 	start := time.Now()
-	code, out, errOut := plugin(t, ns, "", "delete", "old", "--recovery-window-in-days", "7")
+	// No --recovery-window-in-days: the secret's spec.recoveryWindowDays (7) applies.
+	code, out, errOut := plugin(t, ns, "", "delete", "old")
 	if code != 0 || !strings.Contains(out, "DeletionDate") {
 		t.Fatalf("delete: %d %s %s", code, out, errOut)
 	}

@@ -172,11 +172,10 @@ func dispatch(ctx context.Context, cmd string, args []string, stdio IO) error {
 		if *force && *window != 0 {
 			return usagef("You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.")
 		}
-		if *window == 0 {
-			*window = request.DefaultRecoveryDays
-		}
-		if _, err := request.ParseRecoveryDays(fmt.Sprint(*window)); err != nil {
-			return usagef("--recovery-window-in-days: %s", err)
+		if *window != 0 {
+			if _, err := request.ParseRecoveryDays(fmt.Sprint(*window)); err != nil {
+				return usagef("--recovery-window-in-days: %s", err)
+			}
 		}
 	case "describe", "versions", "rotate", "cancel-rotation", "restore":
 	default:
@@ -256,6 +255,13 @@ func dispatch(ctx context.Context, cmd string, args []string, stdio IO) error {
 				return err
 			}
 			return r.printJSON(map[string]any{"ARN": msec.Status.ID, "Name": name, "DeletionDate": time.Now().UTC().Format(time.RFC3339)})
+		}
+		if *window == 0 {
+			// The secret's own default, else AWS's 30 days.
+			*window = request.DefaultRecoveryDays
+			if msec.Spec.RecoveryWindowDays != nil {
+				*window = int(*msec.Spec.RecoveryWindowDays)
+			}
 		}
 		at := time.Now().UTC().Add(time.Duration(*window) * 24 * time.Hour)
 		if err := r.annotate(ctx, msec, map[string]any{request.AnnotationDeleteRequested: fmt.Sprint(*window)}, ""); err != nil {
