@@ -51,6 +51,8 @@ type rotationScope struct {
 	sched  *schedule.Schedule
 	jobs   []batchv1.Job
 	update summary.Rotation
+	// refused is set when a rotation could not start for a reason that may clear by itself.
+	refused bool
 }
 
 func (s *scope) setRotationCondition(typ string, ok bool, reason, message string) {
@@ -84,7 +86,7 @@ func (r *ManagedSecretReconciler) loadRotation(ctx context.Context, s *scope) (b
 		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonPolicyNotFound,
 			fmt.Sprintf("RotationPolicy %s does not exist; rotation is scheduled once it does", spec.PolicyRef.Name))
 		s.rot.update.NextRotationTime = nil
-		return false, nil
+		return false, r.suspendCronJob(ctx, s)
 	}
 	if err != nil {
 		return false, err
@@ -95,7 +97,7 @@ func (r *ManagedSecretReconciler) loadRotation(ctx context.Context, s *scope) (b
 		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonInvalidSchedule,
 			fmt.Sprintf("RotationPolicy %s: %s", policy.Name, err))
 		s.rot.update.NextRotationTime = nil
-		return false, nil
+		return false, r.suspendCronJob(ctx, s)
 	}
 	s.rot.sched = sched
 	return true, nil
@@ -110,12 +112,23 @@ func (r *ManagedSecretReconciler) advanceRotation(ctx context.Context, s *scope)
 		return nil
 	}
 	job := findJob(s.rot.jobs, st.ActiveJobUID)
+	if job == nil {
+		// The cache may not have a Job created a moment ago; ask before calling it gone.
+		fresh := &batchv1.Job{}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: st.ActiveJobName}, fresh)
+		if err == nil && string(fresh.UID) == st.ActiveJobUID {
+			job = fresh
+			s.rot.jobs = append(s.rot.jobs, *fresh)
+		} else if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
 	switch {
 	case job == nil:
 		s.setRotationCondition(v1alpha1.ConditionRotating, false, v1alpha1.ReasonIdle,
 			fmt.Sprintf("rotation Job %s disappeared before it finished; the pending version is kept for the next attempt", st.ActiveJobName))
 	case jobSucceeded(job):
-		if err := r.finishSecret(ctx, s); err != nil {
+		if err := r.finishSecret(ctx, s, st.ActiveVersionID); err != nil {
 			return err
 		}
 	case jobFailed(job) != "":
@@ -128,13 +141,26 @@ func (r *ManagedSecretReconciler) advanceRotation(ctx context.Context, s *scope)
 	default:
 		return nil // still running
 	}
-	st.ActiveJobName, st.ActiveJobUID = "", ""
+	st.ActiveJobName, st.ActiveJobUID, st.ActiveVersionID = "", "", ""
 	return r.deleteMaterial(ctx, s.msec)
 }
 
-// finishSecret moves AWSCURRENT to the pending version (AWSPREVIOUS follows, AWSPENDING goes).
-func (r *ManagedSecretReconciler) finishSecret(ctx context.Context, s *scope) error {
+// finishSecret moves AWSCURRENT to the version the Job set and tested (AWSPREVIOUS follows,
+// AWSPENDING goes). Only that version is promoted: if it no longer holds AWSPENDING, something
+// else changed the labels during the rotation, and nothing is promoted.
+func (r *ManagedSecretReconciler) finishSecret(ctx context.Context, s *scope, token string) error {
 	pending := stages.UnfinishedPending(s.versionFacts())
+	if token != "" && pending != token {
+		if s.version(token) != nil && contains(s.version(token).Spec.Stages, stages.Current) {
+			pending = "" // already finished (a retry after a crash)
+		} else {
+			msg := fmt.Sprintf("rotation Job %s succeeded, but version %s no longer holds AWSPENDING; nothing was promoted", s.rot.update.Status.ActiveJobName, token)
+			s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, v1alpha1.ReasonCreateFailed, msg)
+			s.setRotationCondition(v1alpha1.ConditionRotating, false, v1alpha1.ReasonIdle, "no rotation in progress")
+			r.Recorder.Eventf(s.msec, nil, corev1.EventTypeWarning, v1alpha1.ReasonCreateFailed, "FinishSecret", "%s", msg)
+			return nil
+		}
+	}
 	if pending != "" {
 		v := s.version(pending)
 		if _, err := r.open(ctx, s.msec, v); err != nil {
@@ -167,11 +193,20 @@ func (r *ManagedSecretReconciler) finishSecret(ctx context.Context, s *scope) er
 // interrupts (two versions holding AWSCURRENT) is recognised and completed.
 const AnnotationTakingCurrent = "kube-secrets-manager.io/taking-current"
 
-// completeMidFinish completes a label move that a crash interrupted half-way, before anything
-// reads the labels: a finishSecret (recognised by AWSPENDING, see stages.MidFinish) or a put,
-// stage move or rollback (recognised by AnnotationTakingCurrent).
+// completeMidFinish completes a label move that a crash or an API error interrupted half-way,
+// before anything reads the labels (see stages.WritePlan and stages.Recover). A mark left on a
+// valid state is removed.
 func (r *ManagedSecretReconciler) completeMidFinish(ctx context.Context, s *scope) error {
 	set := stages.FromVersions(s.versionFacts())
+	marked := map[string]bool{}
+	for _, v := range s.versions {
+		if v.Annotations[AnnotationTakingCurrent] != "" {
+			marked[v.Spec.VersionID] = true
+		}
+	}
+	if fixed := stages.Recover(set, marked); fixed != nil {
+		return r.writeStages(ctx, s, set, fixed, fixed.Holder(stages.Current))
+	}
 	if id, before := set.MidFinish(); id != "" {
 		final, err := before.Finish(id)
 		if err != nil {
@@ -179,47 +214,20 @@ func (r *ManagedSecretReconciler) completeMidFinish(ctx context.Context, s *scop
 		}
 		return r.writeStages(ctx, s, set, final, id)
 	}
-	var holders []string
-	for id, ls := range set {
-		if contains(ls, stages.Current) {
-			holders = append(holders, id)
-		}
-	}
-	if len(holders) != 2 {
-		return nil
-	}
-	for i, id := range holders {
-		if v := s.version(id); v != nil && v.Annotations[AnnotationTakingCurrent] != "" {
-			before := set.Clone()
-			before[id] = without(before[id], stages.Current)
-			final, err := before.Move(stages.Current, id, holders[1-i])
-			if err != nil {
-				return err
-			}
-			return r.writeStages(ctx, s, set, final, id)
+	for id := range marked {
+		if err := r.patchStages(ctx, s, id, set[id], false); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// writeStages writes label changes so that every intermediate state is either valid or
-// recognised by completeMidFinish: the version gaining AWSCURRENT gets it first (marked, and
-// keeping its other labels), then the others change, then it takes its final labels.
+// writeStages performs stages.WritePlan, so an interruption at any point is recoverable.
 func (r *ManagedSecretReconciler) writeStages(ctx context.Context, s *scope, from, to stages.Set, gaining string) error {
-	if gaining != "" && !contains(from[gaining], stages.Current) {
-		if err := r.patchStages(ctx, s, gaining, union(from[gaining], stages.Current), true); err != nil {
+	for _, w := range stages.WritePlan(from, to, gaining) {
+		if err := r.patchStages(ctx, s, w.ID, w.Labels, w.Marked); err != nil {
 			return err
 		}
-	}
-	for _, id := range stages.Changed(from, to) {
-		if id != gaining {
-			if err := r.patchStages(ctx, s, id, to[id], false); err != nil {
-				return err
-			}
-		}
-	}
-	if gaining != "" {
-		return r.patchStages(ctx, s, gaining, to[gaining], false)
 	}
 	return nil
 }
@@ -244,16 +252,6 @@ func (r *ManagedSecretReconciler) patchStages(ctx context.Context, s *scope, id 
 		delete(v.Annotations, AnnotationTakingCurrent)
 	}
 	return r.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
-}
-
-func without(ls []string, l string) []string {
-	var out []string
-	for _, x := range ls {
-		if x != l {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // scheduleRotation keeps the CronJob in place, starts the rotation of a new Job (createSecret and
@@ -304,6 +302,10 @@ func (r *ManagedSecretReconciler) scheduleRotation(ctx context.Context, s *scope
 	if err := r.startRotation(ctx, s, current); err != nil {
 		return 0, err
 	}
+	if s.rot.refused {
+		// A superuser that is not ready yet, say: look again soon, not at the next schedule.
+		return 30 * time.Second, nil
+	}
 	// Come back when the schedule moves on, to keep nextRotationTime (and, for every-N-days, the
 	// CronJob's one-shot schedule) exact.
 	return time.Until(next) + time.Second + sched.Window(), nil
@@ -324,7 +326,7 @@ func (r *ManagedSecretReconciler) cancelRotation(ctx context.Context, s *scope) 
 		}
 	}
 	if st.ActiveJobUID != "" {
-		st.ActiveJobName, st.ActiveJobUID = "", ""
+		st.ActiveJobName, st.ActiveJobUID, st.ActiveVersionID = "", "", ""
 		s.setRotationCondition(v1alpha1.ConditionRotating, false, v1alpha1.ReasonRotationCancelled, "the rotation in progress was cancelled")
 	}
 	return r.deleteMaterial(ctx, s.msec)
@@ -375,15 +377,18 @@ func (r *ManagedSecretReconciler) startRotation(ctx context.Context, s *scope, c
 		var refused refusal
 		if errors.As(err, &refused) {
 			s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, refused.reason, refused.msg)
+			s.rot.refused = true
 			return nil
 		}
 		return err
 	}
 	defer clear(pendingValue)
+	st.ActiveVersionID = pendingID
 	if err := r.applyMaterial(ctx, s, pendingID, current, pendingValue); err != nil {
 		var refused refusal
 		if errors.As(err, &refused) {
 			s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, refused.reason, refused.msg)
+			s.rot.refused = true
 			return nil
 		}
 		return err
@@ -401,6 +406,18 @@ func (e refusal) Error() string { return e.msg }
 // createSecret returns the pending version (creating it when no unfinished one exists) and its
 // value.
 func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope, current []byte) (string, []byte, error) {
+	if token := s.rot.update.Status.ActiveVersionID; token != "" {
+		// The Job was given this version; it stays the one, or the rotation is refused.
+		v := s.version(token)
+		if v == nil || !contains(v.Spec.Stages, stages.Pending) {
+			return "", nil, refusal{v1alpha1.ReasonCreateFailed, fmt.Sprintf("version %s, given to rotation Job %s, no longer holds AWSPENDING", token, s.rot.update.Status.ActiveJobName)}
+		}
+		val, err := r.open(ctx, s.msec, v)
+		if err != nil {
+			return "", nil, refusal{v1alpha1.ReasonDecryptionFailed, fmt.Sprintf("pending version %s: %s", token, err)}
+		}
+		return token, val, nil
+	}
 	if id := stages.UnfinishedPending(s.versionFacts()); id != "" {
 		v, err := r.open(ctx, s.msec, s.version(id))
 		if err != nil {
@@ -562,7 +579,11 @@ func (r *ManagedSecretReconciler) handleRotateRequest(ctx context.Context, s *sc
 		},
 		Spec: *cj.Spec.JobTemplate.Spec.DeepCopy(),
 	}
-	if err := r.Create(ctx, job, client.FieldOwner(FieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
+	err := r.Create(ctx, job, client.FieldOwner(FieldManager))
+	if apierrors.IsAlreadyExists(err) {
+		err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(job), job)
+	}
+	if err != nil {
 		return err
 	}
 	s.rot.jobs = append(s.rot.jobs, *job)
@@ -648,6 +669,8 @@ func (r *ManagedSecretReconciler) desiredCronJob(s *scope, next time.Time, suspe
 		EnableServiceLinks:           &no,
 		SecurityContext: &corev1.PodSecurityContext{
 			RunAsNonRoot: &yes, RunAsUser: &uid, RunAsGroup: &uid,
+			// The kubelet makes the material files group-owned by fsGroup, so mode 0440 reads.
+			FSGroup:        &uid,
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		Volumes: []corev1.Volume{{Name: "material", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
@@ -698,16 +721,38 @@ func (r *ManagedSecretReconciler) desiredCronJob(s *scope, next time.Time, suspe
 	}
 }
 
-// removeRotation deletes the CronJob and material of a ManagedSecret whose rotation was detached.
+// removeRotation deletes the CronJob and material of a ManagedSecret whose rotation was detached
+// (or that is marked for deletion). It looks in the cache each time, so a failed delete is retried.
 func (r *ManagedSecretReconciler) removeRotation(ctx context.Context, s *scope) error {
-	if s.before.Rotation == nil {
-		return nil
+	cj := &batchv1.CronJob{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: cronJobName(s.msec)}, cj)
+	if apierrors.IsNotFound(err) {
+		if s.before.Rotation == nil {
+			return nil
+		}
+		return r.deleteMaterial(ctx, s.msec)
 	}
-	cj := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: s.msec.Namespace, Name: cronJobName(s.msec)}}
+	if err != nil {
+		return err
+	}
 	if err := r.Delete(ctx, cj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	return r.deleteMaterial(ctx, s.msec)
+}
+
+// suspendCronJob stops an existing CronJob from starting Jobs nobody would serve (the policy is
+// missing or its schedule invalid).
+func (r *ManagedSecretReconciler) suspendCronJob(ctx context.Context, s *scope) error {
+	cj := &batchv1.CronJob{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: cronJobName(s.msec)}, cj)
+	if apierrors.IsNotFound(err) || (err == nil && cj.Spec.Suspend != nil && *cj.Spec.Suspend) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return r.Patch(ctx, cj, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":true}}`)))
 }
 
 func scheduleSpec(p *v1alpha1.RotationPolicy) schedule.Spec {

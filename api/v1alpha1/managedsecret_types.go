@@ -208,6 +208,9 @@ type RotationStatus struct {
 	// activeJobUID is that Job's UID; the rotation material is bound to it.
 	// +optional
 	ActiveJobUID string `json:"activeJobUid,omitempty"`
+	// activeVersionId is the pending version the active Job sets and tests; only it is promoted.
+	// +optional
+	ActiveVersionID string `json:"activeVersionId,omitempty"`
 	// failedAttempts counts the failed Jobs for the current pending version.
 	// +optional
 	FailedAttempts int32 `json:"failedAttempts,omitempty"`

@@ -77,7 +77,7 @@ type RotationSchedule struct {
 	// timeZone is an IANA time zone name for the cron expression (default UTC).
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="self.matches('^(UTC|[A-Za-z]+(/[A-Za-z0-9_+\\\\-]+)+)$')",message="schedule.timeZone must be an IANA time zone name such as Europe/Berlin or UTC"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z][A-Za-z0-9_+\\\\-]*(/[A-Za-z0-9_+\\\\-]+)*$')",message="schedule.timeZone must be an IANA time zone name such as Europe/Berlin or UTC"
 	TimeZone string `json:"timeZone,omitempty"`
 
 	// window is how long after the scheduled time a rotation may still start, like AWS's Duration:

@@ -7,12 +7,19 @@ package dbrotate
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 )
 
 // ConnectTimeout is AWS's 5 seconds.
@@ -90,3 +97,39 @@ type Material struct {
 
 // ErrNoLogin is AWS's message when no known credentials log in.
 var ErrNoLogin = errors.New("unable to log into database with previous, current, or pending secret")
+
+// checkAlternate is AWS's check that the pending user is the current user's alternate.
+func checkAlternate(m Material, limit int) error {
+	want, err := rotation.AlternateUsername(m.Current.Username, limit)
+	if err != nil {
+		return err
+	}
+	if m.Pending.Username != want {
+		return fmt.Errorf("the pending username %s is not the alternate of the current username %s", m.Pending.Username, m.Current.Username)
+	}
+	return nil
+}
+
+// scramIterations is PostgreSQL's default.
+const scramIterations = 4096
+
+// scramVerifier computes the SCRAM-SHA-256 verifier PostgreSQL stores for a password, as libpq's
+// PQencryptPasswordConn and psql's \password do, so the password itself is never sent.
+func scramVerifier(password string) string {
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	salted, err := pbkdf2.Key(sha256.New, password, salt, scramIterations, sha256.Size)
+	if err != nil {
+		panic(err) // only for impossible parameters
+	}
+	mac := func(key []byte, msg string) []byte {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(msg))
+		return h.Sum(nil)
+	}
+	clientKey := mac(salted, "Client Key")
+	storedKey := sha256.Sum256(clientKey)
+	serverKey := mac(salted, "Server Key")
+	enc := base64.StdEncoding.EncodeToString
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", scramIterations, enc(salt), enc(storedKey[:]), enc(serverKey))
+}

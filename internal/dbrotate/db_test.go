@@ -255,3 +255,49 @@ func TestParseCreds(t *testing.T) {
 		t.Fatalf("missing password: %v", err)
 	}
 }
+
+// If the clone's grants cannot be copied, the clone must not be usable with the pending password:
+// a retried setSecret would otherwise see the login work and promote a clone without privileges.
+func TestMySQLAlternatingNeverLeavesAPrivilegelessClone(t *testing.T) {
+	ctx := context.Background()
+	admin := testdb.MySQL(t)
+	dbName := testdb.RandomName("ksm_db_")
+	if _, err := admin.Exec("CREATE DATABASE " + dbName); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + dbName) })
+	// A "superuser" that may create users but not grant what the original has.
+	su := mysqlCreds(testdb.MySQLUser(t, admin, "GRANT CREATE USER ON *.*", "GRANT SELECT ON mysql.*"))
+	cur := mysqlCreds(testdb.MySQLUser(t, admin, "GRANT SELECT ON "+dbName+".*"))
+	clone := cur
+	clone.Username, clone.Password = cur.Username+"_clone", randomPassword()
+	m := Material{Current: cur, Pending: clone, Superuser: &su}
+	for attempt := 1; attempt <= 2; attempt++ {
+		if err := (MySQL{Alternating: true}).Set(ctx, m); err == nil {
+			t.Fatalf("attempt %d: setSecret succeeded although the grants could not be copied", attempt)
+		}
+		if mysqlLogin(clone) {
+			t.Fatalf("attempt %d: the clone logs in with the pending password without its grants", attempt)
+		}
+	}
+}
+
+func TestPostgreSQLReceivesAVerifierNotThePassword(t *testing.T) {
+	v := scramVerifier("hunter2")
+	if !strings.HasPrefix(v, "SCRAM-SHA-256$4096:") || strings.Contains(v, "hunter2") {
+		t.Fatalf("verifier %q", v)
+	}
+	if scramVerifier("hunter2") == v {
+		t.Fatal("the salt must be fresh each time")
+	}
+}
+
+func TestAlternatesMustMatch(t *testing.T) {
+	cur := Creds{Username: "app", Host: "h"}
+	if err := checkAlternate(Material{Current: cur, Pending: Creds{Username: "app_clone"}}, 63); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkAlternate(Material{Current: cur, Pending: Creds{Username: "someone_else"}}, 63); err == nil {
+		t.Fatal("a pending user that is not the alternate was accepted")
+	}
+}

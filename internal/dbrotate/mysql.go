@@ -2,13 +2,17 @@ package dbrotate
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 )
 
 // MySQL implements setSecret/testSecret for the mysql-* strategies (MySQL and MariaDB).
@@ -100,6 +104,9 @@ func (p MySQL) Set(ctx context.Context, m Material) error {
 		return errors.New("the pending host differs from the current host")
 	}
 	if p.Alternating {
+		if err := checkAlternate(m, rotation.MySQLUsernameLimit); err != nil {
+			return err
+		}
 		return p.setAlternating(ctx, m)
 	}
 	if m.Current.Username != m.Pending.Username {
@@ -161,8 +168,10 @@ func (p MySQL) setAlternating(ctx context.Context, m Material) error {
 	}
 	pendingHost, err := mysqlUserHost(ctx, db, m.Pending.Username)
 	if errors.Is(err, sql.ErrNoRows) {
+		// Created with a throwaway password: the pending one is set only after the grants are
+		// copied, so "the pending login works" never means a clone without privileges.
 		pendingHost = "%"
-		if _, err := db.ExecContext(ctx, "CREATE USER ?@? IDENTIFIED BY ?", m.Pending.Username, pendingHost, m.Pending.Password); err != nil {
+		if _, err := db.ExecContext(ctx, "CREATE USER ?@? IDENTIFIED BY ?", m.Pending.Username, pendingHost, throwaway()); err != nil {
 			return fmt.Errorf("creating user %s failed: %s", m.Pending.Username, mysqlErrorCode(err))
 		}
 	} else if err != nil {
@@ -203,6 +212,12 @@ func mysqlUserHost(ctx context.Context, db *sql.DB, user string) (string, error)
 		return "", fmt.Errorf("looking up user %s failed: %s", user, mysqlErrorCode(err))
 	}
 	return host, err
+}
+
+func throwaway() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // Test logs in with the pending credentials and runs a harmless query.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 )
 
 // PostgreSQL implements setSecret/testSecret for the postgresql-* strategies.
@@ -68,6 +70,9 @@ func (p PostgreSQL) Set(ctx context.Context, m Material) error {
 		return errors.New("the pending host differs from the current host")
 	}
 	if p.Alternating {
+		if err := checkAlternate(m, rotation.PostgreSQLUsernameLimit); err != nil {
+			return err
+		}
 		return p.setAlternating(ctx, m)
 	}
 	if m.Current.Username != m.Pending.Username {
@@ -118,7 +123,7 @@ func (p PostgreSQL) setAlternating(ctx context.Context, m Material) error {
 		return err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if err := pgExecFormatted(ctx, tx, "CREATE ROLE %I WITH LOGIN PASSWORD %L", m.Pending.Username, m.Pending.Password); err != nil {
+	if err := pgExecFormatted(ctx, tx, "CREATE ROLE %I WITH LOGIN PASSWORD %L", m.Pending.Username, scramVerifier(m.Pending.Password)); err != nil {
 		return fmt.Errorf("creating role %s failed: %s", m.Pending.Username, pgErrorCode(err))
 	}
 	if err := pgExecFormatted(ctx, tx, "GRANT %I TO %I", m.Current.Username, m.Pending.Username); err != nil {
@@ -149,8 +154,10 @@ func pgExecFormatted(ctx context.Context, q pgQuerier, format string, args ...st
 	return err
 }
 
+// pgSetPassword sends a SCRAM-SHA-256 verifier, never the password: statement text can reach
+// pg_stat_activity, pg_stat_statements and the server log.
 func pgSetPassword(ctx context.Context, q pgQuerier, user, password string) error {
-	if err := pgExecFormatted(ctx, q, "ALTER ROLE %I WITH PASSWORD %L", user, password); err != nil {
+	if err := pgExecFormatted(ctx, q, "ALTER ROLE %I WITH PASSWORD %L", user, scramVerifier(password)); err != nil {
 		return fmt.Errorf("changing the password of %s failed: %s", user, pgErrorCode(err))
 	}
 	return nil

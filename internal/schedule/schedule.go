@@ -78,6 +78,9 @@ func Parse(s Spec) (*Schedule, error) {
 		return nil, fmt.Errorf("schedule.cron %q is not a valid cron expression: %v", s.Cron, err)
 	}
 	out.cron = sched
+	if sched.Next(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
+		return nil, fmt.Errorf("schedule.cron %q never fires", s.Cron)
+	}
 	if gap, ok := out.shortestGap(); ok && out.window > gap {
 		return nil, fmt.Errorf("schedule.window %s is longer than the %s between two rotations of schedule.cron %q", s.Window, gap, s.Cron)
 	}
@@ -114,14 +117,15 @@ func (s *Schedule) Window() time.Duration { return s.window }
 // Next returns when the next rotation is due, given the time of the last rotation (or of the last
 // change of the value, which AWS counts as a rotation) and now. A cron schedule fires at its next
 // time after now. Every N days is due N days after last; when that moment has passed without a
-// rotation (a failure or downtime), the next attempt is the first same time of day after now, so a
-// failing rotation is retried daily rather than a year later.
+// rotation and its window (a failure or downtime), the next attempt is the first same time of day
+// after now, so a failing rotation is retried daily rather than a year later.
 func (s *Schedule) Next(last, now time.Time) time.Time {
 	if s.cron != nil {
 		return s.cron.Next(now.In(s.location)).UTC()
 	}
 	due := last.UTC().Add(time.Duration(s.everyDays) * Day).Truncate(time.Minute)
-	if !due.Before(now) {
+	if now.Before(due.Add(s.window)) {
+		// Due, or inside its window: the CronJob may still start it.
 		return due
 	}
 	days := now.Sub(due)/Day + 1

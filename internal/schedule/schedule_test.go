@@ -35,6 +35,8 @@ func TestNext(t *testing.T) {
 		{"cron in New York across DST", Spec{Cron: "0 12 * * 0", TimeZone: "America/New_York"}, "", "2026-11-01T00:00:00Z", "2026-11-01T17:00:00Z"},
 		{"every 30 days from the last rotation", Spec{EveryDays: 30}, "2026-11-01T08:15:42Z", "2026-11-29T10:00:00Z", "2026-12-01T08:15:00Z"},
 		{"every day, due exactly now", Spec{EveryDays: 1}, "2026-11-28T10:00:00Z", "2026-11-29T10:00:00Z", "2026-11-29T10:00:00Z"},
+		{"inside the window the due time stands", Spec{EveryDays: 1, Window: "3h"}, "2026-11-28T10:00:00Z", "2026-11-29T12:59:00Z", "2026-11-29T10:00:00Z"},
+		{"after the window, the next day", Spec{EveryDays: 1, Window: "3h"}, "2026-11-28T10:00:00Z", "2026-11-29T13:00:00Z", "2026-11-30T10:00:00Z"},
 		{"overdue every-N-days retries at the same time the next day", Spec{EveryDays: 7}, "2026-11-01T08:00:00Z", "2026-11-29T10:00:00Z", "2026-11-30T08:00:00Z"},
 		{"every 1000 days", Spec{EveryDays: 1000}, "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "2028-09-27T00:00:00Z"},
 	}
@@ -65,6 +67,7 @@ func TestParseRejects(t *testing.T) {
 		{Spec{Cron: "0 3 * *"}, "not a valid cron expression"},
 		{Spec{Cron: "61 3 * * *"}, "not a valid cron expression"},
 		{Spec{Cron: "@every 5m"}, "@every"},
+		{Spec{Cron: "0 0 30 2 *"}, "never fires"},
 		{Spec{Cron: "0 3 * * *", TimeZone: "Mars/Olympus"}, "not a known IANA time zone"},
 		{Spec{EveryDays: 1001}, "between 1 and 1000"},
 		{Spec{EveryDays: 3, Window: "25h"}, "1h to 24h"},

@@ -328,3 +328,80 @@ func (s Set) MidFinish() (string, Set) {
 	}
 	return "", nil
 }
+
+// Write is one label write of a plan: a version's labels, and whether it carries the mark that
+// says AWSCURRENT is moving to it.
+type Write struct {
+	ID     string
+	Labels []string
+	Marked bool
+}
+
+// WritePlan orders the writes that take the labels from "from" to "to" so that a crash after any
+// prefix leaves a state Recover repairs: no label but AWSCURRENT is ever on two versions, and while
+// two versions hold AWSCURRENT the one gaining it is marked. The order: the gaining version takes
+// AWSCURRENT (marked) and drops what it loses; versions that only lose labels; versions that gain
+// labels; the gaining version's final labels, unmarked.
+func WritePlan(from, to Set, gaining string) []Write {
+	var plan []Write
+	if gaining != "" && !slices.Contains(from[gaining], Current) {
+		kept := []string{Current}
+		for _, l := range from[gaining] {
+			if slices.Contains(to[gaining], l) {
+				kept = append(kept, l)
+			}
+		}
+		plan = append(plan, Write{ID: gaining, Labels: normalize(kept), Marked: true})
+	}
+	var losers, gainers []string
+	for _, id := range Changed(from, to) {
+		if id == gaining {
+			continue
+		}
+		onlyLoses := true
+		for _, l := range to[id] {
+			if !slices.Contains(from[id], l) {
+				onlyLoses = false
+			}
+		}
+		if onlyLoses {
+			losers = append(losers, id)
+		} else {
+			gainers = append(gainers, id)
+		}
+	}
+	for _, id := range append(losers, gainers...) {
+		plan = append(plan, Write{ID: id, Labels: to[id]})
+	}
+	if gaining != "" {
+		plan = append(plan, Write{ID: gaining, Labels: to[gaining]})
+	}
+	return plan
+}
+
+// Recover repairs a state an interrupted WritePlan left: when two versions hold AWSCURRENT and one
+// is marked, AWSCURRENT moves to the marked one (AWSPREVIOUS following) as the plan intended. It
+// returns the repaired labels, or nil when there is nothing to repair.
+func Recover(s Set, marked map[string]bool) Set {
+	var holders []string
+	for _, id := range s.ids() {
+		if slices.Contains(s[id], Current) {
+			holders = append(holders, id)
+		}
+	}
+	if len(holders) != 2 {
+		return nil
+	}
+	for i, id := range holders {
+		if marked[id] && !marked[holders[1-i]] {
+			before := s.Clone()
+			before[id] = without(before[id], Current)
+			out, err := before.Move(Current, id, holders[1-i])
+			if err != nil {
+				return nil
+			}
+			return out
+		}
+	}
+	return nil
+}

@@ -247,3 +247,63 @@ func TestMidFinish(t *testing.T) {
 		t.Fatal("a set with one AWSCURRENT is not mid-finish")
 	}
 }
+
+// Every prefix of every write plan leaves either a valid state or one Recover repairs into the
+// intended end state.
+func TestWritePlanPrefixesAreRecoverable(t *testing.T) {
+	cases := []struct {
+		name     string
+		from     Set
+		op       func(Set) (Set, error)
+		gaining  string
+		recovers bool // whether a two-AWSCURRENT prefix repairs exactly to the end state
+	}{
+		{"first finish", set("a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true},
+		{"later finish", set("o", L(Previous), "a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true},
+		{"later finish, other order", set("z", L(Previous), "a", L(Current), "b", L(Pending)), func(s Set) (Set, error) { return s.Finish("b") }, "b", true},
+		{"rollback", set("a", L(Previous), "b", L(Current), "c", nil), func(s Set) (Set, error) { return s.Move(Current, "a", "b") }, "a", true},
+		{"put", set("a", L(Previous), "b", L(Current), "n", nil), func(s Set) (Set, error) {
+			n := s.Clone()
+			delete(n, "n")
+			return n.Put("n", nil)
+		}, "n", true},
+		{"custom labels swap", set("a", L(Current, "x"), "b", L("y"), "n", nil), func(s Set) (Set, error) {
+			n := s.Clone()
+			delete(n, "n")
+			return n.Put("n", L("x", "y"))
+		}, "", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			to, err := tc.op(tc.from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := WritePlan(tc.from, to, tc.gaining)
+			for n := 0; n <= len(plan); n++ {
+				state, marked := tc.from.Clone(), map[string]bool{}
+				for _, w := range plan[:n] {
+					state[w.ID] = w.Labels
+					marked[w.ID] = w.Marked
+				}
+				if state.Validate() == nil {
+					continue
+				}
+				fixed := Recover(state, marked)
+				if fixed == nil {
+					t.Fatalf("after %d of %d writes the state %v is invalid and not recoverable", n, len(plan), state)
+				}
+				if err := fixed.Validate(); err != nil || (tc.recovers && !reflect.DeepEqual(fixed, to)) {
+					t.Fatalf("after %d writes, Recover gives %v (%v), want %v", n, fixed, err, to)
+				}
+			}
+			final := tc.from.Clone()
+			for _, w := range plan {
+				final[w.ID] = w.Labels
+			}
+			if !reflect.DeepEqual(final, to) {
+				t.Fatalf("the plan ends at %v, want %v", final, to)
+			}
+		})
+	}
+}
