@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -51,7 +52,7 @@ func runManager(args []string) error {
 	fs.IntVar(&o.ValueLimit, "value-size-limit", o.ValueLimit, "largest secret value in bytes (AWS: 65536)")
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "cluster name used in the ARN-like ids in status")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "ManagedSecrets reconciled in parallel")
-	fs.StringVar(&o.WatchNamespace, "watch-namespace", "", "reconcile only this namespace (default: all)")
+	watch := fs.String("watch-namespaces", "", "comma-separated namespaces to reconcile (default: all)")
 	fs.StringVar(&o.RotationImage, "rotation-image", o.RotationImage, "image of the built-in rotation pods (this operator's image)")
 	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig (default: $KUBECONFIG, then in-cluster)")
 	zapOpts := zap.Options{}
@@ -60,6 +61,11 @@ func runManager(args []string) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	for _, ns := range strings.Split(*watch, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			o.WatchNamespaces = append(o.WatchNamespaces, ns)
+		}
+	}
 	if *kubeconfig != "" {
 		os.Setenv("KUBECONFIG", *kubeconfig)
 	}

@@ -22,6 +22,8 @@ type KeyringStore struct {
 	Client    client.Client
 	Namespace string
 	Name      string
+	// VersionNamespaces are where versions may exist (empty: all namespaces).
+	VersionNamespaces []string
 }
 
 // Load reads the keyring.
@@ -46,8 +48,17 @@ func (k KeyringStore) LoadOrCreate(ctx context.Context) (*keyring.Keyring, error
 	// A missing keyring while versions exist means it was lost: making a new one would reuse key
 	// ids and leave every version unreadable without saying why.
 	existing := &v1alpha1.SecretVersionList{}
-	if err := k.Client.List(ctx, existing, client.Limit(1)); err != nil {
-		return nil, fmt.Errorf("checking for existing versions: %w", err)
+	namespaces := k.VersionNamespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{""}
+	}
+	for _, ns := range namespaces {
+		if err := k.Client.List(ctx, existing, client.InNamespace(ns), client.Limit(1)); err != nil {
+			return nil, fmt.Errorf("checking for existing versions: %w", err)
+		}
+		if len(existing.Items) > 0 {
+			break
+		}
 	}
 	if len(existing.Items) > 0 {
 		return nil, fmt.Errorf("the keyring Secret %s/%s is missing but encrypted versions exist (for example %s/%s); restore the keyring from a backup instead of starting with a new one",

@@ -49,16 +49,16 @@ type ManagedSecretReconciler struct {
 	Now           func() time.Time
 }
 
-// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=managedsecrets,verbs=get;list;watch;patch;update
-// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=managedsecrets/status,verbs=get;patch;update
+// Permissions (each line is explained in the README, "Permissions"):
+// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=managedsecrets,verbs=get;list;watch;patch;delete
+// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=managedsecrets/status,verbs=patch
 // +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=managedsecrets/finalizers,verbs=update
-// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=secretversions,verbs=get;list;watch;create;patch;update;delete;deletecollection
+// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=secretversions,verbs=get;list;watch;create;patch;delete;deletecollection
 // +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=rotationpolicies,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;update;delete
-// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;update;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile runs the phases of one ManagedSecret and patches its status once.
 func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

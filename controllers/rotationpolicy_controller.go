@@ -24,7 +24,7 @@ type RotationPolicyReconciler struct {
 	client.Client
 }
 
-// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=rotationpolicies/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=rotationpolicies/status,verbs=patch
 
 // Reconcile validates the policy and patches its status once.
 func (r *RotationPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

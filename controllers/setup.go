@@ -26,16 +26,17 @@ import (
 
 // Options configure the manager; main binds them to flags.
 type Options struct {
-	MetricsAddr    string
-	ProbeAddr      string
-	LeaderElect    bool
-	Namespace      string
-	KeyringSecret  string
-	ValueLimit     int
-	ClusterName    string
-	Workers        int
-	WatchNamespace string
-	RotationImage  string
+	MetricsAddr   string
+	ProbeAddr     string
+	LeaderElect   bool
+	Namespace     string
+	KeyringSecret string
+	ValueLimit    int
+	ClusterName   string
+	Workers       int
+	// WatchNamespaces restricts the operator to these namespaces (default: all).
+	WatchNamespaces []string
+	RotationImage   string
 }
 
 // DefaultOptions are the flag defaults.
@@ -69,7 +70,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err != nil {
 		return nil, err
 	}
-	store := KeyringStore{Client: direct, Namespace: o.Namespace, Name: o.KeyringSecret}
+	store := KeyringStore{Client: direct, Namespace: o.Namespace, Name: o.KeyringSecret, VersionNamespaces: o.WatchNamespaces}
 	loadCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	ring, err := store.LoadOrCreate(loadCtx)
 	cancel()
@@ -137,8 +138,11 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 		},
 		Controller: config.Controller{UsePriorityQueue: &noPriorityQueue},
 	}
-	if o.WatchNamespace != "" {
-		opts.Cache.DefaultNamespaces = map[string]cache.Config{o.WatchNamespace: {}}
+	if len(o.WatchNamespaces) > 0 {
+		opts.Cache.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.WatchNamespaces {
+			opts.Cache.DefaultNamespaces[ns] = cache.Config{}
+		}
 	}
 	return opts
 }

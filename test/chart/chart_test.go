@@ -1,0 +1,202 @@
+// Package chart tests the Helm chart by rendering it with the pinned helm binary (bin/helm, built
+// by `make helm`): lint, the objects it makes for each option, and the values schema refusing bad
+// values before anything is created.
+package chart
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+const chartDir = "../../charts/kube-secrets-manager"
+
+func helmBin(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("HELM")
+	if p == "" {
+		p, _ = filepath.Abs("../../bin/helm")
+	}
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("helm is missing (%s); 'make helm' builds it", p)
+		}
+		t.Skipf("helm is missing (%s); 'make helm' builds it", p)
+	}
+	return p
+}
+
+func helm(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(helmBin(t), args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	err := cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+type object map[string]any
+
+func (o object) kind() string { s, _ := o["kind"].(string); return s }
+func (o object) name() string { return o.str("metadata", "name") }
+func (o object) str(path ...string) string {
+	var cur any = map[string]any(o)
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return ""
+		}
+		cur = m[p]
+	}
+	s, _ := cur.(string)
+	return s
+}
+
+func render(t *testing.T, set ...string) []object {
+	t.Helper()
+	args := []string{"template", "ksm", chartDir, "--namespace", "kube-secrets-manager"}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	out, errOut, err := helm(t, args...)
+	if err != nil {
+		t.Fatalf("helm template %v: %v\n%s", set, err, errOut)
+	}
+	var objs []object
+	for _, doc := range strings.Split(out, "\n---") {
+		var o object
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("rendered YAML does not parse: %v\n%s", err, doc)
+		}
+		if len(o) > 0 {
+			objs = append(objs, o)
+		}
+	}
+	return objs
+}
+
+func byKind(objs []object, kind string) []object {
+	var out []object
+	for _, o := range objs {
+		if o.kind() == kind {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func TestLint(t *testing.T) {
+	out, errOut, err := helm(t, "lint", chartDir, "--strict")
+	if err != nil || strings.Contains(out, "[WARNING]") || strings.Contains(out, "[ERROR]") {
+		t.Fatalf("helm lint: %v\n%s%s", err, out, errOut)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	objs := render(t)
+	crds := byKind(objs, "CustomResourceDefinition")
+	if len(crds) != 3 {
+		t.Fatalf("%d CRDs", len(crds))
+	}
+	for _, c := range crds {
+		if c.str("metadata", "annotations", "helm.sh/resource-policy") != "keep" {
+			t.Errorf("CRD %s is not kept on uninstall", c.name())
+		}
+	}
+	if len(byKind(objs, "ClusterRole")) != 1 || len(byKind(objs, "ClusterRoleBinding")) != 1 {
+		t.Fatal("cluster-wide RBAC expected by default")
+	}
+	// The ClusterRole's rules are exactly the generated ones.
+	raw, _ := os.ReadFile("../../config/rbac/role.yaml")
+	var generated object
+	_ = yaml.Unmarshal(raw, &generated)
+	if !reflect.DeepEqual(byKind(objs, "ClusterRole")[0]["rules"], generated["rules"]) {
+		t.Fatal("the chart's ClusterRole differs from config/rbac/role.yaml")
+	}
+	deps := byKind(objs, "Deployment")
+	if len(deps) != 1 {
+		t.Fatal("no Deployment")
+	}
+	b, _ := yaml.Marshal(deps[0])
+	d := string(b)
+	for _, want := range []string{"--leader-elect=true", "--metrics-bind-address=:8080", "--namespace=kube-secrets-manager",
+		"readOnlyRootFilesystem: true", "allowPrivilegeEscalation: false", "runAsNonRoot: true", "- ALL",
+		"path: /healthz", "path: /readyz", "image: kube-secrets-manager:0.1.0", "--rotation-image=kube-secrets-manager:0.1.0"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Deployment lacks %q", want)
+		}
+	}
+	if strings.Contains(d, "--watch-namespaces") {
+		t.Error("cluster-wide by default")
+	}
+	if len(byKind(objs, "Service")) != 1 {
+		t.Error("metrics Service expected")
+	}
+}
+
+func TestCRDOptions(t *testing.T) {
+	if n := len(byKind(render(t, "crds.enabled=false"), "CustomResourceDefinition")); n != 0 {
+		t.Fatalf("crds.enabled=false rendered %d CRDs", n)
+	}
+	for _, c := range byKind(render(t, "crds.keep=false"), "CustomResourceDefinition") {
+		if c.str("metadata", "annotations", "helm.sh/resource-policy") != "" {
+			t.Fatal("crds.keep=false still keeps")
+		}
+	}
+}
+
+func TestNamespacedRBAC(t *testing.T) {
+	objs := render(t, "rbac.namespaced=true", "rbac.namespaces={team-a,team-b}")
+	if len(byKind(objs, "ClusterRole"))+len(byKind(objs, "ClusterRoleBinding")) != 0 {
+		t.Fatal("namespaced mode must not create cluster-wide RBAC")
+	}
+	namespaces := map[string]bool{}
+	for _, r := range byKind(objs, "Role") {
+		namespaces[r.str("metadata", "namespace")] = true
+	}
+	if !namespaces["team-a"] || !namespaces["team-b"] || !namespaces["kube-secrets-manager"] {
+		t.Fatalf("Roles in %v", namespaces)
+	}
+	b, _ := yaml.Marshal(byKind(objs, "Deployment")[0])
+	if !strings.Contains(string(b), "--watch-namespaces=team-a,team-b") {
+		t.Fatal("the operator is not told its namespaces")
+	}
+}
+
+func TestSchemaRefusesBadValues(t *testing.T) {
+	for _, tc := range []struct{ set, want string }{
+		{"unknownKey=1", "additional properties 'unknownKey' not allowed"},
+		{"replicas=0", "replicas"},
+		{"image.pullPolicy=Sometimes", "pullPolicy"},
+		{"valueSizeLimit=10000000", "valueSizeLimit"},
+		{"rbac.namespaced=true", "namespaces"},
+		{"logLevel=verbose", "logLevel"},
+	} {
+		_, errOut, err := helm(t, "template", "ksm", chartDir, "--set", tc.set)
+		if err == nil || !strings.Contains(errOut, tc.want) {
+			t.Errorf("--set %s: err %v, stderr %q", tc.set, err, errOut)
+		}
+	}
+}
+
+// dist/install.yaml, the kubectl-apply bundle, is the chart rendered with its defaults.
+func TestBundleIsFresh(t *testing.T) {
+	out, errOut, err := helm(t, "template", "kube-secrets-manager", chartDir, "--namespace", "kube-secrets-manager")
+	if err != nil {
+		t.Fatal(errOut)
+	}
+	bundle, err := os.ReadFile("../../dist/install.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(bundle), out) {
+		t.Fatal("dist/install.yaml is stale; run 'make bundle'")
+	}
+}
