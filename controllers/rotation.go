@@ -686,6 +686,7 @@ func (r *ManagedSecretReconciler) desiredCronJob(s *scope, next time.Time, suspe
 		podSpec.ServiceAccountName = pod.ServiceAccountName
 		podSpec.NodeSelector = pod.NodeSelector
 		podSpec.Tolerations = pod.Tolerations
+		podSpec.HostNetwork = pod.HostNetwork
 	}
 	if policy.Spec.Strategy == v1alpha1.StrategyCustom {
 		args = nil // the custom image's own entrypoint honours the same contract

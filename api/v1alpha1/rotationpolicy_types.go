@@ -107,6 +107,10 @@ type RotationPodSpec struct {
 	// +optional
 	// +listType=atomic
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// hostNetwork runs the rotation pod in the node's network, for databases only the node
+	// reaches (such as one on the node's loopback address).
+	// +optional
+	HostNetwork bool `json:"hostNetwork,omitempty"`
 	// timeoutSeconds bounds one rotation Job (its activeDeadlineSeconds), 10-86400 (default 600).
 	// +optional
 	// +kubebuilder:validation:Minimum=10

@@ -81,7 +81,12 @@ func Parse(s Spec) (*Schedule, error) {
 	if sched.Next(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
 		return nil, fmt.Errorf("schedule.cron %q never fires", s.Cron)
 	}
-	if gap, ok := out.shortestGap(); ok && out.window > gap {
+	gap, ok := out.shortestGap()
+	if ok && s.Window == "" && gap < out.window {
+		// No window given: the default (1h) shrinks to fit schedules that run more often.
+		out.window = gap
+	}
+	if ok && out.window > gap {
 		return nil, fmt.Errorf("schedule.window %s is longer than the %s between two rotations of schedule.cron %q", s.Window, gap, s.Cron)
 	}
 	return out, nil

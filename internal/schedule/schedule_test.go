@@ -101,6 +101,10 @@ func TestWindowAndCronJobSchedule(t *testing.T) {
 	if sched, tz := s.CronJobSchedule(time.Time{}); sched != "0 4 * * 1" || tz != "Europe/Berlin" {
 		t.Fatalf("cronjob schedule %q %q", sched, tz)
 	}
+	m, err := Parse(Spec{Cron: "* * * * *"})
+	if err != nil || m.Window() != time.Minute {
+		t.Fatalf("every minute without a window: %v, window %s", err, m.Window())
+	}
 	d, _ := Parse(Spec{EveryDays: 30})
 	if d.Window() != DefaultWindow {
 		t.Fatalf("default window %s", d.Window())
