@@ -107,6 +107,18 @@ install-plugin: build ## Install the kubectl plugin as $(INSTALL_DIR)/kubectl-se
 	install -m 0755 $(LOCALBIN)/kube-secrets-manager $(INSTALL_DIR)/kubectl-secrets_manager
 	@echo "installed; make sure $(INSTALL_DIR) is on PATH, then run: kubectl secrets-manager --help"
 
+.PHONY: e2e
+e2e: helm ## End to end on a real single-node cluster built from source (root; containerd from Debian).
+	hack/e2e/run.sh
+
+.PHONY: dev-cluster
+dev-cluster: helm ## Start the single-node cluster with the operator installed by Helm, and leave it running.
+	hack/e2e/run.sh up
+
+.PHONY: dev-cluster-down
+dev-cluster-down: ## Stop the cluster dev-cluster started and remove its files.
+	hack/e2e/run.sh down
+
 .PHONY: dev
 dev: control-plane kubectl manifests build ## Run the operator on a local control plane (etcd + kube-apiserver, no root).
 	$(GO) build -o $(LOCALBIN)/ksm-dev ./hack/dev

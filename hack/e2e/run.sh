@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The end-to-end run: a local single-node cluster (hack/e2e/cluster.sh), the operator and test
+# images built without Docker and loaded into containerd, the chart installed with Helm, then the
+# suite in test/e2e; everything is torn down afterwards.
+#
+#   hack/e2e/run.sh          # make e2e: up, install, test, down
+#   hack/e2e/run.sh up       # make dev-cluster: up and install, then leave it running
+#   hack/e2e/run.sh down     # make dev-cluster-down
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+DIR="${KSM_E2E_DIR:-/tmp/ksm-e2e}"
+BIN="${ROOT}/bin/k8s/${KUBERNETES_VERSION:-v1.37.2}"
+HELM="${ROOT}/bin/helm"
+API_PORT="${KSM_E2E_API_PORT:-16443}"
+mode="${1:-test}"
+
+log() { echo "e2e: $*" >&2; }
+
+if [[ "${mode}" == down ]]; then
+  "${ROOT}/hack/e2e/cluster.sh" down
+  exit 0
+fi
+
+"${ROOT}/hack/ensure-databases.sh"
+kubeconfig="$("${ROOT}/hack/e2e/cluster.sh" up | tail -1)"
+if [[ "${mode}" == test ]]; then
+  trap '"${ROOT}/hack/e2e/cluster.sh" down' EXIT
+fi
+
+log "building the images"
+sock="${DIR}/containerd/containerd.sock"
+(cd "${ROOT}" && CGO_ENABLED=0 go build -trimpath -o "${DIR}/images/kube-secrets-manager" . \
+  && CGO_ENABLED=0 go build -trimpath -o "${DIR}/images/consumer" ./test/e2e/consumer \
+  && go run ./hack/image --binary "${DIR}/images/kube-secrets-manager" --tag kube-secrets-manager:e2e --path /kube-secrets-manager --out "${DIR}/images/operator.tar" \
+  && go run ./hack/image --binary "${DIR}/images/consumer" --tag ksm-e2e/consumer:e2e --path /consumer --out "${DIR}/images/consumer.tar")
+for image in operator consumer; do
+  ctr --address "${sock}" -n k8s.io images import "${DIR}/images/${image}.tar" >/dev/null
+done
+
+log "installing the chart"
+# The local cluster has no kube-proxy, so the operator uses the host network and reaches the API
+# server on loopback.
+"${HELM}" install kube-secrets-manager "${ROOT}/charts/kube-secrets-manager" --kubeconfig "${kubeconfig}" \
+  --namespace kube-secrets-manager --create-namespace \
+  --set image.tag=e2e --set image.pullPolicy=Never \
+  --set hostNetwork=true --set probePort=18081 --set metrics.port=18080 \
+  --set-json "env=[{\"name\":\"KUBERNETES_SERVICE_HOST\",\"value\":\"127.0.0.1\"},{\"name\":\"KUBERNETES_SERVICE_PORT\",\"value\":\"${API_PORT}\"}]" \
+  --wait --timeout 120s >/dev/null
+
+if [[ "${mode}" == up ]]; then
+  cat <<MSG
+
+A single-node cluster runs kube-secrets-manager (installed with Helm).
+
+  export KUBECONFIG=${kubeconfig}
+  export PATH=${BIN}:\$PATH
+
+Pods that must reach PostgreSQL or MariaDB on this machine use hostNetwork (and RotationPolicy
+spec.pod.hostNetwork). Stop it all with: make dev-cluster-down
+MSG
+  exit 0
+fi
+
+log "running the suite"
+cd "${ROOT}"
+KSM_E2E_KUBECONFIG="${kubeconfig}" KSM_E2E_AUDIT_LOG="${DIR}/audit/audit.log" \
+  go test -tags e2e ./test/e2e -count=1 -v -timeout 15m
+"${HELM}" uninstall kube-secrets-manager --kubeconfig "${kubeconfig}" --namespace kube-secrets-manager >/dev/null

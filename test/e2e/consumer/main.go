@@ -1,0 +1,45 @@
+// Command consumer is the end-to-end suite's workload: every two seconds it reads database
+// credentials from a mounted Secret and logs in to PostgreSQL with them, printing one line per
+// attempt ("login ok user=... version=..." or "login failed ..."), never the password.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func read(dir, key string) string {
+	b, _ := os.ReadFile(filepath.Join(dir, key))
+	return strings.TrimSpace(string(b))
+}
+
+func main() {
+	dir := "/etc/db"
+	if len(os.Args) > 1 {
+		dir = os.Args[1]
+	}
+	for {
+		user, pw, host, port := read(dir, "username"), read(dir, "password"), read(dir, "host"), read(dir, "port")
+		cfg, err := pgx.ParseConfig("sslmode=disable connect_timeout=3 dbname=postgres")
+		if err == nil {
+			cfg.Host, cfg.User, cfg.Password = host, user, pw
+			fmt.Sscanf(port, "%d", &cfg.Port)
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			conn, err := pgx.ConnectConfig(ctx, cfg)
+			if err == nil {
+				conn.Close(ctx)
+				fmt.Printf("login ok user=%s\n", user)
+			} else {
+				fmt.Printf("login failed user=%s\n", user)
+			}
+			cancel()
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
