@@ -76,6 +76,8 @@ func TestMain(m *testing.M) {
 	cfg, err = env.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+		// Start can fail after etcd and kube-apiserver are up (a CRD the server refuses): stop them.
+		_ = env.Stop()
 		os.Exit(1)
 	}
 	code := func() int {

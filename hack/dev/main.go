@@ -64,6 +64,7 @@ func run(managerBin, samplesDir, crdDir string, smoke bool) error {
 	say("starting etcd and kube-apiserver")
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // it may have started etcd and kube-apiserver before failing
 		return fmt.Errorf("starting the control plane: %w", err)
 	}
 	defer func() {
