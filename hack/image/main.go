@@ -81,4 +81,3 @@ func build(binary, tag, path, out, user string) error {
 	}
 	return tarball.WriteToFile(out, ref, img)
 }
-
