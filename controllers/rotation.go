@@ -374,24 +374,12 @@ func (r *ManagedSecretReconciler) startRotation(ctx context.Context, s *scope, c
 	}
 	pendingID, pendingValue, err := r.createSecret(ctx, s, current)
 	if err != nil {
-		var refused refusal
-		if errors.As(err, &refused) {
-			s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, refused.reason, refused.msg)
-			s.rot.refused = true
-			return nil
-		}
-		return err
+		return s.refuseOr(err)
 	}
 	defer clear(pendingValue)
 	st.ActiveVersionID = pendingID
 	if err := r.applyMaterial(ctx, s, pendingID, current, pendingValue); err != nil {
-		var refused refusal
-		if errors.As(err, &refused) {
-			s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, refused.reason, refused.msg)
-			s.rot.refused = true
-			return nil
-		}
-		return err
+		return s.refuseOr(err)
 	}
 	s.setRotationCondition(v1alpha1.ConditionRotating, true, v1alpha1.ReasonRotationStarted,
 		fmt.Sprintf("rotation Job %s is setting and testing pending version %s", st.ActiveJobName, pendingID))
@@ -402,6 +390,18 @@ func (r *ManagedSecretReconciler) startRotation(ctx context.Context, s *scope, c
 type refusal struct{ reason, msg string }
 
 func (e refusal) Error() string { return e.msg }
+
+// refuseOr turns a refusal into the RotationFailed condition (retried soon); other errors are
+// returned to be retried with backoff.
+func (s *scope) refuseOr(err error) error {
+	var refused refusal
+	if !errors.As(err, &refused) {
+		return err
+	}
+	s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, refused.reason, refused.msg)
+	s.rot.refused = true
+	return nil
+}
 
 // createSecret returns the pending version (creating it when no unfinished one exists) and its
 // value.
