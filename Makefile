@@ -83,6 +83,11 @@ databases: ## Start (or install) the PostgreSQL and MariaDB servers the rotation
 test: control-plane databases helm generate manifests vet ## Unit and envtest integration tests (builds what it needs).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test ./... -count=1 $(TEST_FLAGS)
 
+.PHONY: bench
+bench: control-plane ## Print scale figures: ManagedSecrets to Ready per second and heap (KSM_BENCH_N, KSM_BENCH_UNRELATED).
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test ./controllers -run '^$$' -bench BenchmarkManagedSecretsToReady -benchtime 1x -count 1
+	$(GO) test ./internal/envelope ./internal/password -run '^$$' -bench . -benchmem
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 	$(GO) test ./internal/envelope -run '^$$' -fuzz FuzzOpen -fuzztime $${FUZZTIME:-20s}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -138,16 +139,24 @@ func (r *ManagedSecretReconciler) finalize(ctx context.Context, msec *v1alpha1.M
 	return ctrl.Result{}, nil
 }
 
-// announce emits an Event when the Ready condition changes reason, so failures are visible once,
-// not on every retry.
+// announce emits an Event when the Ready condition changes reason (a failure, or the recovery from
+// one), so failures are visible once, not on every retry.
 func (r *ManagedSecretReconciler) announce(msec *v1alpha1.ManagedSecret, before *v1alpha1.ManagedSecretStatus, o summary.Outcome) {
 	if r.Recorder == nil {
 		return
 	}
-	for _, c := range before.Conditions {
-		if c.Type == v1alpha1.ConditionReady && c.Reason == o.Reason {
-			return
+	var prev *metav1.Condition
+	for i := range before.Conditions {
+		if before.Conditions[i].Type == v1alpha1.ConditionReady {
+			prev = &before.Conditions[i]
 		}
+	}
+	if prev != nil && prev.Reason == o.Reason {
+		return
+	}
+	if prev == nil && o.Ready {
+		// The first projection already has its SecretProjected Event; one write less per secret.
+		return
 	}
 	eventType := corev1.EventTypeNormal
 	if !o.Ready {

@@ -497,3 +497,56 @@ func TestUnconfirmedPutIsIgnored(t *testing.T) {
 		t.Fatalf("the unconfirmed request was answered: %v", got.Annotations)
 	}
 }
+
+// Deprecated versions beyond 100 are pruned after a change, oldest first, never one under 24 hours
+// old and never one with a label.
+func TestDeprecatedVersionsArePrunedBeyondAHundred(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "many")); err != nil {
+		t.Fatal(err)
+	}
+	m := waitReady(t, ns, "many", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit, ClusterName: suiteOpts.ClusterName}
+	// 102 deprecated versions and one with a custom label, written directly.
+	for i := 0; i < 103; i++ {
+		var labels []string
+		if i == 0 {
+			labels = []string{"keep-me"}
+		}
+		sv, err := r.sealVersion(ctx, m, fmt.Sprintf("00000000-0000-0000-0000-%012d", i), labels, []byte(fmt.Sprintf(`{"n":"%d"}`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k8s.Create(ctx, sv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconcileAt := func(at time.Time) {
+		t.Helper()
+		r.Now = func() time.Time { return at }
+		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "many"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// All are younger than 24 hours: nothing is pruned.
+	reconcileAt(time.Now())
+	if n := len(versions(t, ns)); n != 104 {
+		t.Fatalf("%d versions; young ones must not be pruned", n)
+	}
+	// A day later: the two oldest deprecated go, the labelled one and AWSCURRENT stay.
+	reconcileAt(time.Now().Add(25 * time.Hour))
+	eventually(t, "pruned to 100 deprecated", func() error {
+		l := stagesByVersion(t, ns)
+		deprecated := 0
+		for _, stages := range l {
+			if stages == "" {
+				deprecated++
+			}
+		}
+		if deprecated != 100 || l["00000000-0000-0000-0000-000000000000"] != "keep-me" || l[m.Status.CurrentVersionID] != stages.Current {
+			return fmt.Errorf("%d deprecated of %d", deprecated, len(l))
+		}
+		return nil
+	})
+}

@@ -113,6 +113,9 @@ func TestMain(m *testing.M) {
 		suiteOpts.MetricsAddr, suiteOpts.ProbeAddr = "0", "0"
 		suiteOpts.Namespace = "kube-secrets-manager"
 		suiteOpts.RotationImage = "kube-secrets-manager:test"
+		if w := os.Getenv("KSM_WORKERS"); w != "" {
+			fmt.Sscanf(w, "%d", &suiteOpts.Workers)
+		}
 		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: suiteOpts.Namespace}}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

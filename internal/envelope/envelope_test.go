@@ -128,3 +128,19 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkSealOpen4KiB(b *testing.B) {
+	ctx := context.Background()
+	kp := provider(b)
+	plain := bytes.Repeat([]byte("x"), 4096)
+	b.SetBytes(int64(len(plain)))
+	for i := 0; i < b.N; i++ {
+		s, err := envelope.Seal(ctx, kp, "", binding, plain)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := envelope.Open(ctx, kp, binding, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

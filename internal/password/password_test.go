@@ -90,3 +90,11 @@ func TestRequiredTypesAreNotAlwaysAtTheEnd(t *testing.T) {
 		t.Fatalf("the required character appeared at only %d positions", len(positions))
 	}
 }
+
+func BenchmarkGenerateDefault(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		if _, err := (Policy{}).Generate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
