@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
 )
@@ -39,3 +40,18 @@ func restClientFor() (*rest.RESTClient, error) {
 }
 
 func readFileErr(dir, name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
+
+// testReconciler is a reconciler run by hand against the API server (no cache), as a restart or
+// resync would run it, with the running operator's keys.
+func testReconciler(t *testing.T) *ManagedSecretReconciler {
+	t.Helper()
+	return &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t),
+		ValueLimit: suiteOpts.ValueLimit, ClusterName: suiteOpts.ClusterName}
+}
+
+// rotated is a generated ManagedSecret whose rotation uses the named policy.
+func rotated(ns, name, policyName string) *v1alpha1.ManagedSecret {
+	m := generated(ns, name)
+	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: policyName}}
+	return m
+}

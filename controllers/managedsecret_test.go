@@ -129,7 +129,7 @@ func TestIdleReconcileWritesNothing(t *testing.T) {
 	v := versions(t, ns)[0]
 
 	// Run the reconciler by hand, as a restart or resync would, against the API server.
-	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit, ClusterName: suiteOpts.ClusterName}
+	r := testReconciler(t)
 	for i := 0; i < 3; i++ {
 		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "idle"}}); err != nil {
 			t.Fatal(err)

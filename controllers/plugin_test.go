@@ -225,8 +225,7 @@ func TestPluginDescribeAndVersions(t *testing.T) {
 	if err := k8s.Create(ctx, policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
 		t.Fatal(err)
 	}
-	m := generated(ns, "app")
-	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "pw"}}
+	m := rotated(ns, "app", "pw")
 	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -285,8 +284,7 @@ func TestPluginDeleteWithRecoveryWindowAndRestore(t *testing.T) {
 	if err := k8s.Create(ctx, policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
 		t.Fatal(err)
 	}
-	m := generated(ns, "old")
-	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "pw"}}
+	m := rotated(ns, "old", "pw")
 	week := int32(7)
 	m.Spec.RecoveryWindowDays = &week
 	if err := k8s.Create(ctx, m); err != nil {
@@ -361,7 +359,7 @@ func TestPluginDeleteWithRecoveryWindowAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nudge a reconcile (the operator would wake at the deletion time by itself).
-	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit}
+	r := testReconciler(t)
 	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "old"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -406,8 +404,7 @@ func TestPluginRotateAndCancel(t *testing.T) {
 	if err := k8s.Create(ctx, policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
 		t.Fatal(err)
 	}
-	m := generated(ns, "app")
-	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "pw"}}
+	m := rotated(ns, "app", "pw")
 	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +482,7 @@ func TestUnconfirmedPutIsIgnored(t *testing.T) {
 	if err := k8s.Create(ctx, sneaky); err != nil {
 		t.Fatal(err)
 	}
-	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit}
+	r := testReconciler(t)
 	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "guarded"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +504,7 @@ func TestDeprecatedVersionsArePrunedBeyondAHundred(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := waitReady(t, ns, "many", metav1.ConditionTrue, v1alpha1.ReasonReady)
-	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit, ClusterName: suiteOpts.ClusterName}
+	r := testReconciler(t)
 	// 102 deprecated versions and one with a custom label, written directly.
 	for i := 0; i < 103; i++ {
 		var labels []string

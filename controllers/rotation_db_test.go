@@ -291,8 +291,7 @@ func TestRotateNowAnnotation(t *testing.T) {
 	if err := k8s.Create(ctx, policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
 		t.Fatal(err)
 	}
-	m := generated(ns, "app")
-	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "pw"}}
+	m := rotated(ns, "app", "pw")
 	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}

@@ -68,8 +68,7 @@ func TestRotationCronJobAndSchedule(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	m := generated(ns, "app")
-	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "monthly"}}
+	m := rotated(ns, "app", "monthly")
 	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +177,7 @@ func TestRotationCronScheduleInTimeZone(t *testing.T) {
 	})); err != nil {
 		t.Fatal(err)
 	}
-	m := generated(ns, "app")
-	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "weekly"}}
+	m := rotated(ns, "app", "weekly")
 	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -198,8 +196,7 @@ func TestRotationCronScheduleInTimeZone(t *testing.T) {
 func TestRotationPolicyMissingThenCreated(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	m := generated(ns, "app")
-	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "later"}}
+	m := rotated(ns, "app", "later")
 	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +239,7 @@ func TestRotationScheduleAdmissionCannotCheck(t *testing.T) {
 		}
 		return fmt.Errorf("%+v", p.Status)
 	})
-	m := generated(ns, "app")
-	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "overlap"}}
+	m := rotated(ns, "app", "overlap")
 	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -261,8 +257,7 @@ func TestPasswordRotationEndToEnd(t *testing.T) {
 	if err := k8s.Create(ctx, policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
 		t.Fatal(err)
 	}
-	m := generated(ns, "app")
-	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "pw"}}
+	m := rotated(ns, "app", "pw")
 	if err := k8s.Create(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +341,7 @@ func TestInterruptedFinishIsCompleted(t *testing.T) {
 	old := m.Status.CurrentVersionID
 
 	// Write the state a crash between the first and second label write leaves behind.
-	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit}
+	r := testReconciler(t)
 	sv, err := r.sealVersion(ctx, m, "11111111-2222-3333-4444-555555555555", []string{stages.Current, stages.Pending}, []byte(`{"password":"after-the-crash"}`))
 	if err != nil {
 		t.Fatal(err)

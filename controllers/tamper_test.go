@@ -121,7 +121,7 @@ func TestVanishedVersionsAreNotReplacedByANewValue(t *testing.T) {
 	}
 	waitReady(t, ns, "kept", metav1.ConditionFalse, v1alpha1.ReasonVersionsMissing)
 	// Reconcile again and again, as retries and resyncs would: still no invented value.
-	r := &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t), ValueLimit: suiteOpts.ValueLimit, ClusterName: suiteOpts.ClusterName}
+	r := testReconciler(t)
 	for i := 0; i < 3; i++ {
 		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "kept"}}); err != nil {
 			t.Fatal(err)
