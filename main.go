@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -24,10 +26,10 @@ func main() {
 	args := os.Args[1:]
 	// Installed as kubectl-secrets_manager, the binary is the kubectl plugin.
 	if filepath.Base(os.Args[0]) == cli.PluginName {
-		os.Exit(cli.Main(context.Background(), args, cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+		os.Exit(runCLI(args))
 	}
 	if len(args) > 0 && args[0] == "cli" {
-		os.Exit(cli.Main(context.Background(), args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+		os.Exit(runCLI(args[1:]))
 	}
 	if len(args) > 0 && args[0] == "rotate" {
 		os.Exit(runRotate(args[1:]))
@@ -86,6 +88,14 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// runCLI runs the plugin; Ctrl-C cancels it, and its deferred clean-up (deleting a request Secret
+// that may hold a value) still runs.
+func runCLI(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return cli.Main(ctx, args, cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 }
 
 // runRotate is the entry point of rotation pods: setSecret and testSecret against the mounted

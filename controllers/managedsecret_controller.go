@@ -87,14 +87,15 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	res := r.reconcilePhases(ctx, s)
 
 	newStatus := summary.Status(summary.Input{
-		Generation:   msec.Generation,
-		Previous:     *s.before,
-		Versions:     s.versionFacts(),
-		TargetName:   targetName(msec),
-		Outcome:      res.outcome,
-		Rotation:     s.rotationUpdate(),
-		DeletionTime: s.deletionTime,
-		Now:          s.now,
+		Generation:      msec.Generation,
+		Previous:        *s.before,
+		Versions:        s.versionFacts(),
+		TargetName:      targetName(msec),
+		Outcome:         res.outcome,
+		Rotation:        s.rotationUpdate(),
+		DeletionTime:    s.deletionTime,
+		DeletionRequest: s.deletionRequest,
+		Now:             s.now,
 	})
 	newStatus.ID = stableID(r.ClusterName, msec)
 	if !equality.Semantic.DeepEqual(*s.before, newStatus) {

@@ -41,8 +41,9 @@ type scope struct {
 	versions []v1alpha1.SecretVersion
 	// rot is set by loadRotation when a RotationPolicy is attached.
 	rot *rotationScope
-	// deletionTime is set while the secret is marked for deletion.
-	deletionTime *time.Time
+	// deletionTime and deletionRequest are set while the secret is marked for deletion.
+	deletionTime    *time.Time
+	deletionRequest string
 }
 
 func (s *scope) versionFacts() []stages.Version {
@@ -106,9 +107,17 @@ func (r *ManagedSecretReconciler) reconcilePhases(ctx context.Context, s *scope)
 	if days, marked := s.msec.Annotations[request.AnnotationDeleteRequested]; marked {
 		return r.pendingDeletion(ctx, s, days)
 	}
-	if err := r.processRequests(ctx, s, nil); err != nil {
+	requestWake, err := r.processRequests(ctx, s, nil)
+	if err != nil {
 		return transient(v1alpha1.ReasonInvalidVersions, "answering plugin requests failed", err)
 	}
+	res := r.readyPhases(ctx, s)
+	res.requeueAfter = earliest(res.requeueAfter, requestWake)
+	return res
+}
+
+// readyPhases make the first version if there is none, then rotate, decrypt and project.
+func (r *ManagedSecretReconciler) readyPhases(ctx context.Context, s *scope) result {
 	if len(s.versions) == 0 {
 		if res, done := r.createFirstVersion(ctx, s); done {
 			return res
@@ -121,6 +130,12 @@ func (r *ManagedSecretReconciler) reconcilePhases(ctx context.Context, s *scope)
 	if s.rot != nil {
 		if err := r.advanceRotation(ctx, s); err != nil {
 			return transient(v1alpha1.ReasonInvalidVersions, "finishing the rotation failed", err)
+		}
+		if _, cancelled := s.msec.Annotations[request.AnnotationRotationCancelled]; cancelled {
+			// Whether or not the policy can be scheduled, a cancelled rotation stops now.
+			if err := r.cancelRotation(ctx, s); err != nil {
+				return transient(v1alpha1.ReasonInvalidVersions, "cancelling the rotation failed", err)
+			}
 		}
 	}
 	current, err := currentVersion(s.versions)
@@ -174,18 +189,21 @@ func (r *ManagedSecretReconciler) pendingDeletion(ctx context.Context, s *scope,
 	if err != nil {
 		days, note = request.DefaultRecoveryDays, fmt.Sprintf(" (the annotation's window is not valid: %s; %d days apply)", err, request.DefaultRecoveryDays)
 	}
+	// The window starts when the operator first sees this request (a new request after a restore
+	// starts a new one); a date in the annotation would let a patch purge at once.
 	at := s.now.Add(time.Duration(days) * 24 * time.Hour).UTC().Truncate(time.Second)
-	if s.before.DeletionTime != nil {
+	if s.before.DeletionTime != nil && s.before.DeletionRequest == daysText {
 		at = s.before.DeletionTime.Time
 	}
-	s.deletionTime = &at
+	s.deletionTime, s.deletionRequest = &at, daysText
 	if !s.now.Before(at) {
 		if err := r.Delete(ctx, s.msec, client.Preconditions{UID: &s.msec.UID}); err != nil && !apierrors.IsNotFound(err) {
 			return transient(v1alpha1.ReasonPendingDeletion, "purging the secret failed", err)
 		}
 		return result{outcome: summary.Outcome{Reason: v1alpha1.ReasonPendingDeletion, Message: "the recovery window has ended; the secret is being purged"}}
 	}
-	if err := r.processRequests(ctx, s, request.ErrMarkedForDeletion); err != nil {
+	requestWake, err := r.processRequests(ctx, s, request.ErrMarkedForDeletion)
+	if err != nil {
 		return transient(v1alpha1.ReasonPendingDeletion, "answering plugin requests failed", err)
 	}
 	if err := r.removeRotation(ctx, s); err != nil {
@@ -195,8 +213,16 @@ func (r *ManagedSecretReconciler) pendingDeletion(ctx context.Context, s *scope,
 		outcome: summary.Outcome{Reason: v1alpha1.ReasonPendingDeletion, Message: fmt.Sprintf(
 			"marked for deletion; it is purged at %s unless restored with 'kubectl secrets-manager restore %s'%s",
 			at.Format(time.RFC3339), s.msec.Name, note)},
-		requeueAfter: at.Sub(s.now) + time.Second,
+		requeueAfter: earliest(at.Sub(s.now)+time.Second, requestWake),
 	}
+}
+
+// earliest is the smaller of two requeue delays, where 0 means none.
+func earliest(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 func (r *ManagedSecretReconciler) loadVersions(ctx context.Context, s *scope) error {

@@ -438,7 +438,8 @@ func TestPluginRotateAndCancel(t *testing.T) {
 		if cur.Spec.Suspend == nil || !*cur.Spec.Suspend {
 			return fmt.Errorf("CronJob not suspended")
 		}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(job), &batchv1.Job{}); err == nil {
+		// Deleted in the foreground (pods first); envtest has no garbage collector to finish it.
+		if j := (&batchv1.Job{}); k8s.Get(ctx, client.ObjectKeyFromObject(job), j) == nil && j.DeletionTimestamp == nil {
 			return fmt.Errorf("the Job in progress was not deleted")
 		}
 		if got.Status.PendingVersionID == "" {
@@ -543,6 +544,131 @@ func TestDeprecatedVersionsArePrunedBeyondAHundred(t *testing.T) {
 		}
 		if deprecated != 100 || l["00000000-0000-0000-0000-000000000000"] != "keep-me" || l[m.Status.CurrentVersionID] != stages.Current {
 			return fmt.Errorf("%d deprecated of %d", deprecated, len(l))
+		}
+		return nil
+	})
+}
+
+// A confirmed request runs once: replaying it (someone who may update Secrets removes the answer
+// and swaps the value) or changing it after it was confirmed does nothing.
+func TestReplayedOrChangedRequestsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "once")); err != nil {
+		t.Fatal(err)
+	}
+	m := waitReady(t, ns, "once", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	yes := true
+	newRequest := func(name, token, val string) *corev1.Secret {
+		reqJSON, _ := json.Marshal(request.Request{Op: request.OpPut, ClientRequestToken: token})
+		sec := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{
+				v1alpha1.LabelManagedSecretUID: string(m.UID), v1alpha1.LabelRole: request.RoleRequest},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ManagedSecret", Name: m.Name, UID: m.UID, Controller: &yes}}},
+			Data: map[string][]byte{request.KeyRequest: reqJSON, request.KeyValue: []byte(val)},
+		}
+		if err := k8s.Create(ctx, sec); err != nil {
+			t.Fatal(err)
+		}
+		return sec
+	}
+	confirm := func(sec *corev1.Secret, rv string) {
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, request.AnnotationPrefix+sec.Name, request.Confirmation(request.OpPut, string(sec.UID), rv))
+		if err := k8s.Patch(ctx, getMsec(t, ns, "once"), client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer := func(sec *corev1.Secret) request.Result {
+		var res request.Result
+		eventually(t, "answer to "+sec.Name, func() error {
+			got := &corev1.Secret{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(sec), got); err != nil {
+				return err
+			}
+			a, ok := got.Annotations[request.AnnotationResult]
+			if !ok {
+				return fmt.Errorf("no answer yet")
+			}
+			res, _ = request.DecodeResult(a)
+			return nil
+		})
+		return res
+	}
+
+	// Changed after confirmation: refused.
+	changed := newRequest("ksm-request-changed", "33333333-aaaa-bbbb-cccc-000000000003", "CANARY-original")
+	rv := changed.ResourceVersion
+	changed.Data[request.KeyValue] = []byte("CANARY-swapped")
+	if err := k8s.Update(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	confirm(changed, rv)
+	if res := answer(changed); res.OK || !strings.Contains(res.Error, "changed after it was confirmed") {
+		t.Fatalf("changed request: %+v", res)
+	}
+
+	// A legitimate request runs; replaying it with another value does not.
+	legit := newRequest("ksm-request-legit", "44444444-aaaa-bbbb-cccc-000000000004", "CANARY-legit")
+	confirm(legit, legit.ResourceVersion)
+	if res := answer(legit); !res.OK {
+		t.Fatalf("legit request: %+v", res)
+	}
+	replay := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(legit), replay); err != nil {
+		t.Fatal(err)
+	}
+	reqJSON, _ := json.Marshal(request.Request{Op: request.OpPut, ClientRequestToken: "55555555-aaaa-bbbb-cccc-000000000005"})
+	delete(replay.Annotations, request.AnnotationResult)
+	replay.Data = map[string][]byte{request.KeyRequest: reqJSON, request.KeyValue: []byte("CANARY-replayed")}
+	if err := k8s.Update(ctx, replay); err != nil {
+		t.Fatal(err)
+	}
+	r := testReconciler(t)
+	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "once"}}); err != nil {
+		t.Fatal(err)
+	}
+	l := stagesByVersion(t, ns)
+	if _, made := l["55555555-aaaa-bbbb-cccc-000000000005"]; made || len(l) != 2 {
+		t.Fatalf("a replayed request ran: %v", l)
+	}
+	if got := projectedValue(t, ns, "once"); got["value"] != "CANARY-legit" {
+		t.Fatalf("projected %v", got)
+	}
+}
+
+func TestPluginForceDeletesAMarkedSecretAndRestoreStartsANewWindow(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "twice")); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ns, "twice", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if code, _, errOut := plugin(t, ns, "", "delete", "twice", "--recovery-window-in-days", "0"); code != 2 || !strings.Contains(errOut, "7 to 30 days") {
+		t.Fatalf("window 0: %d %s", code, errOut)
+	}
+	if code, _, errOut := plugin(t, ns, "", "delete", "twice", "--recovery-window-in-days", "7"); code != 0 {
+		t.Fatal(errOut)
+	}
+	first := waitReady(t, ns, "twice", metav1.ConditionFalse, v1alpha1.ReasonPendingDeletion).Status.DeletionTime
+	if code, _, errOut := plugin(t, ns, "", "restore", "twice"); code != 0 {
+		t.Fatal(errOut)
+	}
+	if code, _, errOut := plugin(t, ns, "", "delete", "twice", "--recovery-window-in-days", "30"); code != 0 {
+		t.Fatal(errOut)
+	}
+	eventually(t, "a new 30-day window", func() error {
+		got := getMsec(t, ns, "twice").Status.DeletionTime
+		if got == nil || got.Sub(first.Time) < 22*24*time.Hour {
+			return fmt.Errorf("deletionTime %v (first %v)", got, first)
+		}
+		return nil
+	})
+	if code, _, errOut := plugin(t, ns, "", "delete", "twice", "--force-delete-without-recovery"); code != 0 {
+		t.Fatalf("force on a marked secret: %d %s", code, errOut)
+	}
+	eventually(t, "deleted", func() error {
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "twice"}, &v1alpha1.ManagedSecret{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there")
 		}
 		return nil
 	})

@@ -25,12 +25,14 @@ import (
 const requestTTL = 2 * time.Minute
 
 // processRequests answers the plugin's request Secrets, oldest first. Mutating requests count only
-// once the ManagedSecret carries their annotation (which takes permission to patch it).
-func (r *ManagedSecretReconciler) processRequests(ctx context.Context, s *scope, refuse error) error {
+// when the ManagedSecret carries their confirmation (see request.AnnotationPrefix), which is
+// consumed before the request runs. It returns when the next request Secret expires, so its TTL
+// holds even when nothing else happens.
+func (r *ManagedSecretReconciler) processRequests(ctx context.Context, s *scope, refuse error) (time.Duration, error) {
 	list := &corev1.SecretList{}
 	if err := r.List(ctx, list, client.InNamespace(s.msec.Namespace),
 		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID), v1alpha1.LabelRole: request.RoleRequest}); err != nil {
-		return err
+		return 0, err
 	}
 	sort.Slice(list.Items, func(a, b int) bool {
 		ta, tb := list.Items[a].CreationTimestamp, list.Items[b].CreationTimestamp
@@ -39,48 +41,75 @@ func (r *ManagedSecretReconciler) processRequests(ctx context.Context, s *scope,
 		}
 		return ta.Before(&tb)
 	})
-	live := map[string]bool{}
+	var next time.Duration
+	wakeAt := func(age time.Duration) {
+		if d := requestTTL - age + time.Second; d > 0 && (next == 0 || d < next) {
+			next = d
+		}
+	}
 	for i := range list.Items {
 		sec := &list.Items[i]
-		live[sec.Name] = true
 		age := s.now.Sub(sec.CreationTimestamp.Time)
+		key := request.AnnotationPrefix + sec.Name
 		if _, answered := sec.Annotations[request.AnnotationResult]; answered {
 			if age > requestTTL {
 				if err := r.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); err != nil && !apierrors.IsNotFound(err) {
-					return err
+					return 0, err
 				}
+			} else {
+				wakeAt(age)
 			}
 			continue
 		}
 		var req request.Request
 		res := request.Result{}
 		var answer []byte
+		confirmation, confirmed := s.msec.Annotations[key]
 		switch {
 		case json.Unmarshal(sec.Data[request.KeyRequest], &req) != nil:
 			res.Error = "the request is not valid JSON"
 		case req.Validate() != nil:
 			res.Error = req.Validate().Error()
-		case req.Mutating() && s.msec.Annotations[request.AnnotationPrefix+sec.Name] != req.Op:
+		case req.Mutating() && !confirmed:
 			if age <= requestTTL {
+				wakeAt(age)
 				continue // not confirmed on the ManagedSecret yet
 			}
 			res.Error = "the request was never confirmed on the ManagedSecret"
+		case req.Mutating() && confirmation != request.Confirmation(req.Op, string(sec.UID), sec.ResourceVersion):
+			res.Error = "the request Secret changed after it was confirmed; nothing was done"
 		case refuse != nil:
 			res.Error = refuse.Error()
-		default:
+		}
+		if confirmed {
+			// Consumed before anything runs: a request runs at most once.
+			if err := r.consumeConfirmation(ctx, s, key); err != nil {
+				return 0, err
+			}
+		}
+		if res.Error == "" {
 			var err error
 			answer, res, err = r.execute(ctx, s, req, sec.Data[request.KeyValue])
 			if err != nil {
-				return err
+				return 0, err
 			}
 		}
-		if err := r.answer(ctx, sec, res, answer); err != nil {
-			clear(answer)
-			return err
-		}
+		err := r.answer(ctx, sec, res, answer)
 		clear(answer)
+		if err != nil {
+			return 0, err
+		}
+		wakeAt(age)
 	}
-	return r.dropRequestAnnotations(ctx, s, live)
+	return next, r.dropRequestAnnotations(ctx, s)
+}
+
+// consumeConfirmation removes one request annotation from the ManagedSecret, with an optimistic
+// lock so two reconciles cannot both act on it.
+func (r *ManagedSecretReconciler) consumeConfirmation(ctx context.Context, s *scope, key string) error {
+	orig := s.msec.DeepCopy()
+	delete(s.msec.Annotations, key)
+	return r.Patch(ctx, s.msec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }
 
 // answer writes the result on the request Secret: the value of a get, and the removal of a put's
@@ -104,13 +133,20 @@ func (r *ManagedSecretReconciler) answer(ctx context.Context, sec *corev1.Secret
 	return nil
 }
 
-// dropRequestAnnotations removes request annotations whose Secret has been answered or is gone.
-func (r *ManagedSecretReconciler) dropRequestAnnotations(ctx context.Context, s *scope, live map[string]bool) error {
+// dropRequestAnnotations removes request annotations whose Secret is gone. The Secret watch and
+// the ManagedSecret watch are separate streams, so the cache is not trusted: a GET confirms.
+func (r *ManagedSecretReconciler) dropRequestAnnotations(ctx context.Context, s *scope) error {
 	remove := map[string]any{}
 	for k := range s.msec.Annotations {
 		name, ok := strings.CutPrefix(k, request.AnnotationPrefix)
-		if ok && !live[name] {
+		if !ok {
+			continue
+		}
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name}, &corev1.Secret{})
+		if apierrors.IsNotFound(err) {
 			remove[k] = nil
+		} else if err != nil {
+			return err
 		}
 	}
 	if len(remove) == 0 {
@@ -174,13 +210,15 @@ func (r *ManagedSecretReconciler) execute(ctx context.Context, s *scope, req req
 		if err != nil {
 			return nil, request.Result{}, err
 		}
+		// Born with its intended labels recorded, so a crash before they are written is resumed.
+		sv.Annotations = map[string]string{AnnotationIntendedStages: strings.Join(final[req.ClientRequestToken], ",")}
 		if err := r.Create(ctx, sv, client.FieldOwner(FieldManager)); err != nil {
 			return nil, request.Result{}, err
 		}
 		s.versions = append(s.versions, *sv)
 		from := set.Clone()
 		from[req.ClientRequestToken] = nil
-		if err := r.writeStages(ctx, s, from, final, gainer(final, req.ClientRequestToken)); err != nil {
+		if err := r.writeStages(ctx, s, from, final, gainer(final, req.ClientRequestToken), req.ClientRequestToken); err != nil {
 			return nil, request.Result{}, err
 		}
 		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonVersionCreated, "PutSecretValue",
@@ -203,7 +241,7 @@ func (r *ManagedSecretReconciler) execute(ctx context.Context, s *scope, req req
 		if label == stages.Current {
 			gaining = to
 		}
-		if err := r.writeStages(ctx, s, set, final, gaining); err != nil {
+		if err := r.writeStages(ctx, s, set, final, gaining, to); err != nil {
 			return nil, request.Result{}, err
 		}
 		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, "StageMoved", "UpdateSecretVersionStage",

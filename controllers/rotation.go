@@ -174,7 +174,7 @@ func (r *ManagedSecretReconciler) finishSecret(ctx context.Context, s *scope, to
 		if err != nil {
 			return err
 		}
-		if err := r.writeStages(ctx, s, set, final, pending); err != nil {
+		if err := r.writeStages(ctx, s, set, final, pending, pending); err != nil {
 			return err
 		}
 	}
@@ -193,11 +193,28 @@ func (r *ManagedSecretReconciler) finishSecret(ctx context.Context, s *scope, to
 // interrupts (two versions holding AWSCURRENT) is recognised and completed.
 const AnnotationTakingCurrent = "kube-secrets-manager.io/taking-current"
 
-// completeMidFinish completes a label move that a crash or an API error interrupted half-way,
-// before anything reads the labels (see stages.WritePlan and stages.Recover). A mark left on a
-// valid state is removed.
+// AnnotationIntendedStages records, on the version a label change is for, the labels it is to end
+// with (a put's new version, a stage move's target), until the change is complete; an interrupted
+// change is resumed from it (stages.Set.Complete).
+const AnnotationIntendedStages = "kube-secrets-manager.io/intended-stages"
+
+// completeMidFinish completes a label change that a crash or an API error interrupted half-way,
+// before anything reads the labels. A mark left on a valid state is removed.
 func (r *ManagedSecretReconciler) completeMidFinish(ctx context.Context, s *scope) error {
 	set := stages.FromVersions(s.versionFacts())
+	for i := range s.versions {
+		v := &s.versions[i]
+		intended, ok := v.Annotations[AnnotationIntendedStages]
+		if !ok {
+			continue
+		}
+		final, err := set.Complete(v.Spec.VersionID, splitLabels(intended))
+		if err != nil {
+			// Nothing sensible to resume (the labels changed since): drop the intent.
+			return r.clearIntent(ctx, v)
+		}
+		return r.writeStages(ctx, s, set, final, gainer(final, v.Spec.VersionID), v.Spec.VersionID)
+	}
 	marked := map[string]bool{}
 	for _, v := range s.versions {
 		if v.Annotations[AnnotationTakingCurrent] != "" {
@@ -205,14 +222,14 @@ func (r *ManagedSecretReconciler) completeMidFinish(ctx context.Context, s *scop
 		}
 	}
 	if fixed := stages.Recover(set, marked); fixed != nil {
-		return r.writeStages(ctx, s, set, fixed, fixed.Holder(stages.Current))
+		return r.writeStages(ctx, s, set, fixed, fixed.Holder(stages.Current), "")
 	}
 	if id, before := set.MidFinish(); id != "" {
 		final, err := before.Finish(id)
 		if err != nil {
 			return err
 		}
-		return r.writeStages(ctx, s, set, final, id)
+		return r.writeStages(ctx, s, set, final, id, "")
 	}
 	for id := range marked {
 		if err := r.patchStages(ctx, s, id, set[id], false); err != nil {
@@ -222,14 +239,48 @@ func (r *ManagedSecretReconciler) completeMidFinish(ctx context.Context, s *scop
 	return nil
 }
 
-// writeStages performs stages.WritePlan, so an interruption at any point is recoverable.
-func (r *ManagedSecretReconciler) writeStages(ctx context.Context, s *scope, from, to stages.Set, gaining string) error {
+// writeStages performs stages.WritePlan, so an interruption at any point is recoverable. When
+// target is set, its intended labels are recorded on it first and cleared last.
+func (r *ManagedSecretReconciler) writeStages(ctx context.Context, s *scope, from, to stages.Set, gaining, target string) error {
+	if target != "" {
+		if v := s.version(target); v != nil && v.Annotations[AnnotationIntendedStages] != strings.Join(to[target], ",") {
+			orig := v.DeepCopy()
+			if v.Annotations == nil {
+				v.Annotations = map[string]string{}
+			}
+			v.Annotations[AnnotationIntendedStages] = strings.Join(to[target], ",")
+			if err := r.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+				return err
+			}
+		}
+	}
 	for _, w := range stages.WritePlan(from, to, gaining) {
 		if err := r.patchStages(ctx, s, w.ID, w.Labels, w.Marked); err != nil {
 			return err
 		}
 	}
+	if target != "" {
+		if v := s.version(target); v != nil {
+			return r.clearIntent(ctx, v)
+		}
+	}
 	return nil
+}
+
+func (r *ManagedSecretReconciler) clearIntent(ctx context.Context, v *v1alpha1.SecretVersion) error {
+	if _, ok := v.Annotations[AnnotationIntendedStages]; !ok {
+		return nil
+	}
+	orig := v.DeepCopy()
+	delete(v.Annotations, AnnotationIntendedStages)
+	return r.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+}
+
+func splitLabels(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 func (r *ManagedSecretReconciler) patchStages(ctx context.Context, s *scope, id string, labels []string, marked bool) error {
@@ -272,11 +323,6 @@ func (r *ManagedSecretReconciler) scheduleRotation(ctx context.Context, s *scope
 	s.rot.update.NextRotationTime = &next
 	suspended := policy.Spec.Suspend != nil && *policy.Spec.Suspend
 	_, cancelled := s.msec.Annotations[request.AnnotationRotationCancelled]
-	if cancelled {
-		if err := r.cancelRotation(ctx, s); err != nil {
-			return 0, err
-		}
-	}
 
 	cj, err := r.applyCronJob(ctx, s, next, suspended || cancelled)
 	if err != nil {
@@ -321,7 +367,8 @@ func (r *ManagedSecretReconciler) cancelRotation(ctx context.Context, s *scope) 
 		if jobSucceeded(j) || jobFailed(j) != "" || j.DeletionTimestamp != nil {
 			continue
 		}
-		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &j.UID}); err != nil && !apierrors.IsNotFound(err) {
+		// Foreground: the pod goes before the Job does.
+		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationForeground), client.Preconditions{UID: &j.UID}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}
@@ -555,7 +602,7 @@ func (r *ManagedSecretReconciler) handleRotateRequest(ctx context.Context, s *sc
 	st.LastHandledRequest = req
 	busy := st.ActiveJobUID != ""
 	for _, j := range s.rot.jobs {
-		busy = busy || (!jobSucceeded(&j) && jobFailed(&j) == "")
+		busy = busy || (!jobSucceeded(&j) && jobFailed(&j) == "" && j.DeletionTimestamp == nil)
 	}
 	switch {
 	case suspended:

@@ -363,3 +363,39 @@ func TestInterruptedFinishIsCompleted(t *testing.T) {
 		return nil
 	})
 }
+
+// A put interrupted after its version was created (labels not yet written) is resumed from the
+// intent recorded on the version, and the projection follows.
+func TestInterruptedPutIsCompleted(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, generated(ns, "halfput")); err != nil {
+		t.Fatal(err)
+	}
+	m := waitReady(t, ns, "halfput", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	r := testReconciler(t)
+	sv, err := r.sealVersion(ctx, m, "66666666-aaaa-bbbb-cccc-000000000006", nil, []byte(`{"password":"resumed"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv.Annotations = map[string]string{AnnotationIntendedStages: stages.Current}
+	if err := k8s.Create(ctx, sv); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "put resumed", func() error {
+		labels := map[string]string{}
+		intentLeft := false
+		for _, v := range versions(t, ns) {
+			labels[v.Spec.VersionID] = strings.Join(v.Spec.Stages, ",")
+			_, has := v.Annotations[AnnotationIntendedStages]
+			intentLeft = intentLeft || has
+		}
+		if labels[sv.Spec.VersionID] != stages.Current || labels[m.Status.CurrentVersionID] != stages.Previous || intentLeft {
+			return fmt.Errorf("labels %v, intent left %v", labels, intentLeft)
+		}
+		if projectedValue(t, ns, "halfput")["password"] != "resumed" {
+			return fmt.Errorf("projection not updated")
+		}
+		return nil
+	})
+}

@@ -188,6 +188,9 @@ type ManagedSecretStatus struct {
 	// deletionTime is when a secret marked for deletion is purged.
 	// +optional
 	DeletionTime *metav1.Time `json:"deletionTime,omitempty"`
+	// deletionRequest is the deletion request deletionTime was computed for.
+	// +optional
+	DeletionRequest string `json:"deletionRequest,omitempty"`
 
 	// rotation is the state of scheduled rotation, when a RotationPolicy is attached.
 	// +optional

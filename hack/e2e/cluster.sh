@@ -26,7 +26,7 @@ prerequisites() {
   [[ "$(id -u)" == 0 ]] || die "must run as root (kubelet and containerd manage cgroups, mounts and network namespaces)"
   command -v ss >/dev/null || die "ss (iproute2) is missing"
   local p
-  for p in "${API_PORT}" "${ETCD_PORT}" $((ETCD_PORT + 1)) 10248 10250 10257 10259; do
+  for p in "${API_PORT}" "${ETCD_PORT}" $((ETCD_PORT + 1)) 10248 10250 10257 10259 18080 18081; do
     port_free "$p" || die "port $p is already taken on this machine; stop what listens there (or run 'hack/e2e/cluster.sh down')"
   done
   if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || [[ ! -x /usr/lib/cni/bridge ]]; then
@@ -104,7 +104,9 @@ images() {
 up() {
   prerequisites
   rm -rf "${DIR}"
-  mkdir -p "${DIR}"/{logs,pids,etcd,containerd,kubelet,cni,audit}
+  mkdir -p "${DIR}"/{logs,pids,etcd,containerd,kubelet,cni,cni-state,audit,pod-logs}
+  # The kubelet and the bridge plugin change these; down puts them back.
+  sysctl -n kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.ip_forward >"${DIR}/sysctl.saved" 2>/dev/null || true
   certs
   kubeconfig "${DIR}/admin.kubeconfig" "${DIR}/pki/admin.crt" "${DIR}/pki/admin.key"
   kubeconfig "${DIR}/kubelet.kubeconfig" "${DIR}/pki/kubelet.crt" "${DIR}/pki/kubelet.key"
@@ -162,9 +164,10 @@ CT
   cat >"${DIR}/cni/10-ksm-e2e.conflist" <<'CNI'
 {"cniVersion": "0.4.0", "name": "ksm-e2e", "plugins": [
   {"type": "bridge", "bridge": "ksme2e0", "isGateway": true, "ipMasq": false,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.77.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+   "ipam": {"type": "host-local", "dataDir": "DATADIR", "ranges": [[{"subnet": "10.244.77.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
   {"type": "portmap", "capabilities": {"portMappings": true}}]}
 CNI
+  sed -i "s#DATADIR#${DIR}/cni-state#" "${DIR}/cni/10-ksm-e2e.conflist"
   start containerd containerd --config "${DIR}/containerd/config.toml"
   wait_for containerd 30 ctr --address "${SOCK}" version
   images
@@ -190,6 +193,7 @@ healthzBindAddress: 127.0.0.1
 resolvConf: ""
 enforceNodeAllocatable: []
 cgroupsPerQOS: false
+podLogsDir: "${DIR}/pod-logs"
 KL
   start kubelet "${BIN}/kubelet" --config "${DIR}/kubelet/config.yaml" --kubeconfig "${DIR}/kubelet.kubeconfig" \
     --root-dir "${DIR}/kubelet/root" --hostname-override "${NODE}" --node-ip 127.0.0.1
@@ -234,6 +238,20 @@ down() {
     grep " ${DIR}" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   fi
   ip link delete ksme2e0 2>/dev/null || true
+  # Network namespaces containerd made for the pods.
+  local ns
+  for ns in /run/netns/cni-*; do
+    [[ -e "$ns" ]] || continue
+    umount "$ns" 2>/dev/null || true
+    rm -f "$ns"
+  done
+  if [[ -s "${DIR}/sysctl.saved" ]]; then
+    local keys=(kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.ip_forward) i=0 v
+    while read -r v; do
+      sysctl -qw "${keys[$i]}=${v}" 2>/dev/null || true
+      i=$((i + 1))
+    done <"${DIR}/sysctl.saved"
+  fi
   rm -rf "${DIR}"
   log "the cluster is down and ${DIR} removed"
 }

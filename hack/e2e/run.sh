@@ -23,10 +23,11 @@ if [[ "${mode}" == down ]]; then
 fi
 
 "${ROOT}/hack/ensure-databases.sh"
-kubeconfig="$("${ROOT}/hack/e2e/cluster.sh" up | tail -1)"
 if [[ "${mode}" == test ]]; then
+  # Set before the cluster starts, so a failure half-way still tears everything down.
   trap '"${ROOT}/hack/e2e/cluster.sh" down' EXIT
 fi
+kubeconfig="$("${ROOT}/hack/e2e/cluster.sh" up | tail -1)"
 
 log "building the images"
 sock="${DIR}/containerd/containerd.sock"

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -67,7 +68,7 @@ func build(binary, tag, path, out, user string) error {
 		return err
 	}
 	cfg = cfg.DeepCopy()
-	cfg.Architecture, cfg.OS = "amd64", "linux"
+	cfg.Architecture, cfg.OS = runtime.GOARCH, "linux"
 	cfg.Config.Entrypoint = []string{path}
 	cfg.Config.User = user
 	cfg.Config.Env = []string{"PATH=/"}

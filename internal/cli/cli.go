@@ -169,10 +169,12 @@ func dispatch(ctx context.Context, cmd string, args []string, stdio IO) error {
 	case "rollback":
 		req = request.Request{Op: request.OpRollback}
 	case "delete":
-		if *force && *window != 0 {
+		windowGiven := false
+		fs.Visit(func(f *flag.Flag) { windowGiven = windowGiven || f.Name == "recovery-window-in-days" })
+		if *force && windowGiven {
 			return usagef("You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.")
 		}
-		if *window != 0 {
+		if windowGiven {
 			if _, err := request.ParseRecoveryDays(fmt.Sprint(*window)); err != nil {
 				return usagef("--recovery-window-in-days: %s", err)
 			}
@@ -209,7 +211,8 @@ func dispatch(ctx context.Context, cmd string, args []string, stdio IO) error {
 		return err
 	}
 	_, marked := msec.Annotations[request.AnnotationDeleteRequested]
-	if marked && cmd != "describe" && cmd != "restore" {
+	// AWS: while marked, only DescribeSecret, RestoreSecret and a forced DeleteSecret are allowed.
+	if marked && cmd != "describe" && cmd != "restore" && !(cmd == "delete" && *force) {
 		return request.ErrMarkedForDeletion
 	}
 
@@ -264,7 +267,8 @@ func dispatch(ctx context.Context, cmd string, args []string, stdio IO) error {
 			}
 		}
 		at := time.Now().UTC().Add(time.Duration(*window) * 24 * time.Hour)
-		if err := r.annotate(ctx, msec, map[string]any{request.AnnotationDeleteRequested: fmt.Sprint(*window)}, ""); err != nil {
+		stamp := time.Now().UTC().Format(time.RFC3339Nano)
+		if err := r.annotate(ctx, msec, map[string]any{request.AnnotationDeleteRequested: request.DeleteRequest(*window, stamp)}, ""); err != nil {
 			return err
 		}
 		return r.printJSON(map[string]any{"ARN": msec.Status.ID, "Name": name, "DeletionDate": at.Format(time.RFC3339)})
@@ -327,7 +331,8 @@ func (r *runner) roundTrip(ctx context.Context, msec *v1alpha1.ManagedSecret, re
 		sec.Data[request.KeyValue] = val
 	}
 	if err := r.c.Create(ctx, sec, client.FieldOwner(PluginName)); err != nil {
-		return request.Result{}, nil, fmt.Errorf("creating the request Secret: %w", err)
+		// Only the reason: an admission webhook's message could quote the Secret, and so the value.
+		return request.Result{}, nil, fmt.Errorf("creating the request Secret failed: %s", apiReason(err))
 	}
 	defer func() {
 		cleanup, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -335,7 +340,8 @@ func (r *runner) roundTrip(ctx context.Context, msec *v1alpha1.ManagedSecret, re
 		_ = r.c.Delete(cleanup, sec)
 	}()
 	if req.Mutating() {
-		if err := r.annotate(ctx, msec, map[string]any{request.AnnotationPrefix + sec.Name: req.Op}, ""); err != nil {
+		confirm := request.Confirmation(req.Op, string(sec.UID), sec.ResourceVersion)
+		if err := r.annotate(ctx, msec, map[string]any{request.AnnotationPrefix + sec.Name: confirm}, ""); err != nil {
 			return request.Result{}, nil, err
 		}
 	}
@@ -520,6 +526,14 @@ func writePrivate(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+func apiReason(err error) string {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return fmt.Sprintf("the API server answered %s (%d)", status.Status().Reason, status.Status().Code)
+	}
+	return "the request to the API server failed"
 }
 
 func splitList(s string) []string {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Operations.
@@ -30,10 +31,17 @@ const (
 	// RoleRequest is the kube-secrets-manager.io/role of request Secrets.
 	RoleRequest = "request"
 	// AnnotationPrefix marks, on the ManagedSecret, a request that changes the secret:
-	// "requests.kube-secrets-manager.io/<request Secret name>". Writing it takes permission to
-	// patch the ManagedSecret, so creating Secrets alone never changes a value.
+	// "requests.kube-secrets-manager.io/<request Secret name>" = Confirmation(...). Writing it takes
+	// permission to patch the ManagedSecret, so creating or updating Secrets alone never changes a
+	// value; it names the request Secret's UID and resourceVersion, so a request changed after it
+	// was confirmed is refused, and the operator removes it before acting, so a request runs once.
 	AnnotationPrefix = "requests.kube-secrets-manager.io/"
 )
+
+// Confirmation is the value of a request's annotation on the ManagedSecret.
+func Confirmation(op, uid, resourceVersion string) string {
+	return op + "/" + uid + "/" + resourceVersion
+}
 
 // Request is what the plugin asks.
 type Request struct {
@@ -133,8 +141,13 @@ const (
 	DefaultRecoveryDays = 30
 )
 
-// ParseRecoveryDays reads the delete-requested annotation.
+// DeleteRequest is the delete-requested annotation's value: the window in days and a stamp that
+// makes each deletion request distinct, so a delete after a restore starts a new window.
+func DeleteRequest(days int, stamp string) string { return fmt.Sprintf("%d/%s", days, stamp) }
+
+// ParseRecoveryDays reads the window from the delete-requested annotation ("N" or "N/stamp").
 func ParseRecoveryDays(v string) (int, error) {
+	v, _, _ = strings.Cut(v, "/")
 	n, err := strconv.Atoi(v)
 	if err != nil || n < MinRecoveryDays || n > MaxRecoveryDays {
 		return 0, fmt.Errorf("the recovery window must be %d to %d days", MinRecoveryDays, MaxRecoveryDays)

@@ -405,3 +405,32 @@ func Recover(s Set, marked map[string]bool) Set {
 	}
 	return nil
 }
+
+// Complete finishes a label change that was interrupted: version id is to end with exactly the
+// labels intended, each taken from wherever it is now (AWSPREVIOUS following AWSCURRENT), and the
+// labels it should not have removed. It is how an interrupted put or stage move is resumed.
+func (s Set) Complete(id string, intended []string) (Set, error) {
+	if _, ok := s[id]; !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownVersion, id)
+	}
+	n := s.Clone()
+	// Whatever else holds AWSCURRENT besides id (a half-done move) is where AWSCURRENT comes from.
+	if slices.Contains(intended, Current) {
+		for _, other := range n.ids() {
+			if other != id && slices.Contains(n[other], Current) && slices.Contains(n[id], Current) {
+				n[id] = without(n[id], Current)
+			}
+		}
+	}
+	for _, l := range normalize(intended) {
+		if !slices.Contains(n[id], l) {
+			n.attach(l, id, false)
+		}
+	}
+	for _, l := range n[id] {
+		if !slices.Contains(intended, l) && l != Current {
+			n[id] = without(n[id], l)
+		}
+	}
+	return n, n.Validate()
+}

@@ -307,3 +307,31 @@ func TestWritePlanPrefixesAreRecoverable(t *testing.T) {
 		})
 	}
 }
+
+func TestComplete(t *testing.T) {
+	tests := []struct {
+		name     string
+		start    Set
+		id       string
+		intended []string
+		want     Set
+	}{
+		{"put interrupted before any label", set("a", L(Previous), "b", L(Current), "n", nil), "n", L(Current),
+			set("a", nil, "b", L(Previous), "n", L(Current))},
+		{"put interrupted with two AWSCURRENT", set("a", L(Previous), "b", L(Current), "n", L(Current)), "n", L(Current),
+			set("a", nil, "b", L(Previous), "n", L(Current))},
+		{"custom label lost between loser and gainer", set("a", L(Current), "b", nil), "b", L("blue"),
+			set("a", L(Current), "b", L("blue"))},
+		{"custom labels for a new version", set("a", L(Current, "x"), "n", nil), "n", L("x", "y"),
+			set("a", L(Current), "n", L("x", "y"))},
+		{"already complete", set("a", L(Previous), "b", L(Current)), "b", L(Current), set("a", L(Previous), "b", L(Current))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.start.Complete(tt.id, tt.intended)
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}

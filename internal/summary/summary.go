@@ -55,9 +55,10 @@ type Input struct {
 	TargetName string
 	Outcome    Outcome
 	Rotation   *Rotation
-	// DeletionTime is set while the secret is marked for deletion.
-	DeletionTime *time.Time
-	Now          time.Time
+	// DeletionTime and DeletionRequest are set while the secret is marked for deletion.
+	DeletionTime    *time.Time
+	DeletionRequest string
+	Now             time.Time
 }
 
 // Status returns the new status. Fields that describe versions are left as they were when the
@@ -95,7 +96,7 @@ func Status(in Input) v1alpha1.ManagedSecretStatus {
 
 	setCondition(&st, in, Condition{Type: v1alpha1.ConditionReady, True: in.Outcome.Ready, Reason: in.Outcome.Reason, Message: in.Outcome.Message})
 	applyRotation(&st, in)
-	st.DeletionTime = nil
+	st.DeletionTime, st.DeletionRequest = nil, in.DeletionRequest
 	if in.DeletionTime != nil {
 		t := metav1.NewTime(in.DeletionTime.UTC())
 		st.DeletionTime = &t

@@ -178,6 +178,8 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{"valueSizeLimit=10000000", "valueSizeLimit"},
 		{"rbac.namespaced=true", "namespaces"},
 		{"logLevel=verbose", "logLevel"},
+		{"replicas=2,leaderElection.enabled=false", "/leaderElection/enabled': value must be true"},
+		{"probePort=8080", "metrics.port and probePort must differ"},
 	} {
 		_, errOut, err := helm(t, "template", "ksm", chartDir, "--set", tc.set)
 		if err == nil || !strings.Contains(errOut, tc.want) {
