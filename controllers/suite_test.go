@@ -31,6 +31,8 @@ import (
 // The suite runs the real manager (the same NewManager main uses) against a real kube-apiserver
 // and etcd built from source. Every log line it writes is kept for the canary scan.
 var (
+	// testEnv is the running control plane (for adding users).
+	testEnv *envtest.Environment
 	// kubeconfigPath is a kubeconfig for an admin of the test cluster, as a user would have.
 	kubeconfigPath string
 	k8s            client.Client
@@ -72,6 +74,7 @@ func TestMain(m *testing.M) {
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	testEnv = env
 	var err error
 	cfg, err = env.Start()
 	if err != nil {

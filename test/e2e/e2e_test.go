@@ -17,6 +17,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -188,11 +189,34 @@ func waitRotation(t *testing.T, ns, name, from string) testdb.User {
 		}
 		return nil
 	})
-	// Stop further rotations so what follows is stable.
+	// Stop further rotations so what follows is stable, and let a Job the CronJob may already have
+	// started finish first.
 	patch := []byte(`{"spec":{"suspend":true}}`)
 	if err := c.Patch(ctx, &v1alpha1.RotationPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "every-minute"}}, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "no rotation in progress", 3*time.Minute, func() error {
+		jobs := &batchv1.JobList{}
+		if err := c.List(ctx, jobs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, j := range jobs.Items {
+			finished := j.DeletionTimestamp != nil
+			for _, cond := range j.Status.Conditions {
+				finished = finished || ((cond.Type == batchv1.JobComplete || cond.Type == batchv1.JobFailed) && cond.Status == corev1.ConditionTrue)
+			}
+			if !finished {
+				return fmt.Errorf("Job %s is still running", j.Name)
+			}
+		}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, m); err != nil {
+			return err
+		}
+		if m.Status.Rotation != nil && m.Status.Rotation.ActiveJobUID != "" {
+			return fmt.Errorf("rotation %s still active", m.Status.Rotation.ActiveJobName)
+		}
+		return nil
+	})
 	sec := &corev1.Secret{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, sec); err != nil {
 		t.Fatal(err)
