@@ -238,6 +238,11 @@ down() {
     grep " ${DIR}" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   fi
   ip link delete ksme2e0 2>/dev/null || true
+  # The kubelet's symlinks to our pods' logs (their folder is fixed at /var/log/containers).
+  local link
+  for link in /var/log/containers/*.log; do
+    [[ -L "$link" && "$(readlink "$link")" == "${DIR}/"* ]] && rm -f "$link"
+  done
   # Network namespaces containerd made for the pods.
   local ns
   for ns in /run/netns/cni-*; do
