@@ -82,6 +82,16 @@ kind: RotationPolicy
 spec:
   strategy: password
   schedule: {everyDays: 7, window: 90m}`, "schedule.window must be a whole number of hours from 1h to 24h"},
+		{"rotation policy: cron value out of range", `
+kind: RotationPolicy
+spec:
+  strategy: password
+  schedule: {cron: "61 * * * *"}`, "values in range (minute 0-59"},
+		{"rotation policy: cron with a Quartz-only L", `
+kind: RotationPolicy
+spec:
+  strategy: password
+  schedule: {cron: "0 3 L * *"}`, "schedule.cron must be a five-field cron expression"},
 		{"rotation policy: window over a sub-hourly cron", `
 kind: RotationPolicy
 spec:
