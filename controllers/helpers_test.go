@@ -2,10 +2,12 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -54,4 +56,24 @@ func rotated(ns, name, policyName string) *v1alpha1.ManagedSecret {
 	m := generated(ns, name)
 	m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: policyName}}
 	return m
+}
+
+// createReady creates a ManagedSecret and waits until it is Ready.
+func createReady(t *testing.T, m *v1alpha1.ManagedSecret) *v1alpha1.ManagedSecret {
+	t.Helper()
+	if err := k8s.Create(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return waitReady(t, m.Namespace, m.Name, metav1.ConditionTrue, v1alpha1.ReasonReady)
+}
+
+// waitScheduled waits until the ManagedSecret's rotation is scheduled.
+func waitScheduled(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, name+" RotationScheduled", func() error {
+		if c := rotationCondition(getMsec(t, ns, name), v1alpha1.ConditionRotationScheduled); c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("%+v", c)
+		}
+		return nil
+	})
 }

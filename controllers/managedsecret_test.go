@@ -35,12 +35,8 @@ func generated(ns, name string) *v1alpha1.ManagedSecret {
 }
 
 func TestGenerateBecomesEncryptedVersionAndProjectedSecret(t *testing.T) {
-	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "orders-db")); err != nil {
-		t.Fatal(err)
-	}
-	m := waitReady(t, ns, "orders-db", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	m := createReady(t, generated(ns, "orders-db"))
 
 	vs := versions(t, ns)
 	if len(vs) != 1 {
@@ -121,10 +117,7 @@ func hasFieldManager(fields []metav1.ManagedFieldsEntry, manager string, op meta
 func TestIdleReconcileWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "idle")); err != nil {
-		t.Fatal(err)
-	}
-	m := waitReady(t, ns, "idle", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	m := createReady(t, generated(ns, "idle"))
 	sec, _ := secret(t, ns, "idle")
 	v := versions(t, ns)[0]
 
@@ -233,10 +226,7 @@ func TestTargetOwnedBySomeoneElseIsNeverTouched(t *testing.T) {
 func TestTargetRenameRemovesOldProjection(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "moving")); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, ns, "moving", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	createReady(t, generated(ns, "moving"))
 	m := getMsec(t, ns, "moving")
 	m.Spec.Target = &v1alpha1.TargetSpec{Name: "moved"}
 	if err := k8s.Update(ctx, m); err != nil {
@@ -287,10 +277,7 @@ func TestTargetMetadataFollowsTheSpec(t *testing.T) {
 func TestTargetTypeChange(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "typed")); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, ns, "typed", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	createReady(t, generated(ns, "typed"))
 	before, _ := secret(t, ns, "typed")
 
 	// TLS needs tls.crt and tls.key, which this value lacks: refused, and the Secret stays.
@@ -349,10 +336,7 @@ func TestValueOverTheLimitIsRefused(t *testing.T) {
 func TestDeletionLeavesNothingBehind(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "doomed")); err != nil {
-		t.Fatal(err)
-	}
-	m := waitReady(t, ns, "doomed", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	m := createReady(t, generated(ns, "doomed"))
 	if err := k8s.Delete(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -384,12 +368,8 @@ func TestNoSourceAwaitsAValue(t *testing.T) {
 }
 
 func TestPrinterColumns(t *testing.T) {
-	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "shown")); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, ns, "shown", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	createReady(t, generated(ns, "shown"))
 	// What `kubectl get msec` and `kubectl get secversions` print: the server-side Table.
 	for _, tc := range []struct {
 		resource string

@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/cli"
 )
 
@@ -57,12 +56,8 @@ func pluginAs(t *testing.T, kubeconfig, ns, stdin string, args ...string) (int, 
 // The README's table of permissions per command holds: each command works with exactly what the
 // table lists, and changing a value needs patch on the ManagedSecret, not only Secret rights.
 func TestPluginPermissionsPerCommand(t *testing.T) {
-	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "perm")); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, ns, "perm", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	createReady(t, generated(ns, "perm"))
 	msecGet := rbacv1.PolicyRule{APIGroups: []string{"kube-secrets-manager.io"}, Resources: []string{"managedsecrets"}, Verbs: []string{"get"}}
 	msecPatch := rbacv1.PolicyRule{APIGroups: []string{"kube-secrets-manager.io"}, Resources: []string{"managedsecrets"}, Verbs: []string{"get", "patch"}}
 	secrets := rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "get", "delete"}}

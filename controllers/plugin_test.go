@@ -158,12 +158,8 @@ func TestPluginPutAndGet(t *testing.T) {
 }
 
 func TestPluginUpdateStageAndRollback(t *testing.T) {
-	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "db")); err != nil {
-		t.Fatal(err)
-	}
-	first := waitReady(t, ns, "db", metav1.ConditionTrue, v1alpha1.ReasonReady).Status.CurrentVersionID
+	first := createReady(t, generated(ns, "db")).Status.CurrentVersionID
 	code, out, errOut := plugin(t, ns, "", "put", "db", "-f", valueFile(t, `{"password":"CANARY-second"}`))
 	if code != 0 {
 		t.Fatalf("put: %s", errOut)
@@ -380,10 +376,7 @@ func TestPluginDeleteWithRecoveryWindowAndRestore(t *testing.T) {
 func TestPluginForceDelete(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "now")); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, ns, "now", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	createReady(t, generated(ns, "now"))
 	if code, _, errOut := plugin(t, ns, "", "delete", "now", "--force-delete-without-recovery", "--recovery-window-in-days", "7"); code != 2 || !strings.Contains(errOut, "in conjunction") {
 		t.Fatalf("both options: %d %s", code, errOut)
 	}
@@ -455,12 +448,24 @@ func TestPluginRotateAndCancel(t *testing.T) {
 	if code, _, errOut := plugin(t, ns, "", "rotate", "app"); code != 0 {
 		t.Fatal(errOut)
 	}
-	eventually(t, "scheduled again", func() error {
-		if c := rotationCondition(getMsec(t, ns, "app"), v1alpha1.ConditionRotationScheduled); c.Status != metav1.ConditionTrue {
-			return fmt.Errorf("%+v", c)
-		}
-		return nil
-	})
+	waitScheduled(t, ns, "app")
+}
+
+// putRequest writes a put request Secret by hand, as the plugin would, without confirming it.
+func putRequest(t *testing.T, m *v1alpha1.ManagedSecret, name, token, val string) *corev1.Secret {
+	t.Helper()
+	yes := true
+	reqJSON, _ := json.Marshal(request.Request{Op: request.OpPut, ClientRequestToken: token})
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: m.Namespace, Name: name, Labels: map[string]string{
+			v1alpha1.LabelManagedSecretUID: string(m.UID), v1alpha1.LabelRole: request.RoleRequest},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ManagedSecret", Name: m.Name, UID: m.UID, Controller: &yes}}},
+		Data: map[string][]byte{request.KeyRequest: reqJSON, request.KeyValue: []byte(val)},
+	}
+	if err := k8s.Create(context.Background(), sec); err != nil {
+		t.Fatal(err)
+	}
+	return sec
 }
 
 // A request Secret that nobody confirmed on the ManagedSecret (someone who may create Secrets but
@@ -468,21 +473,8 @@ func TestPluginRotateAndCancel(t *testing.T) {
 func TestUnconfirmedPutIsIgnored(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "guarded")); err != nil {
-		t.Fatal(err)
-	}
-	m := waitReady(t, ns, "guarded", metav1.ConditionTrue, v1alpha1.ReasonReady)
-	yes := true
-	reqJSON, _ := json.Marshal(request.Request{Op: request.OpPut, ClientRequestToken: "22222222-aaaa-bbbb-cccc-000000000002"})
-	sneaky := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ksm-request-sneaky", Labels: map[string]string{
-			v1alpha1.LabelManagedSecretUID: string(m.UID), v1alpha1.LabelRole: request.RoleRequest},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ManagedSecret", Name: m.Name, UID: m.UID, Controller: &yes}}},
-		Data: map[string][]byte{request.KeyRequest: reqJSON, request.KeyValue: []byte("CANARY-sneaky")},
-	}
-	if err := k8s.Create(ctx, sneaky); err != nil {
-		t.Fatal(err)
-	}
+	m := createReady(t, generated(ns, "guarded"))
+	sneaky := putRequest(t, m, "ksm-request-sneaky", "22222222-aaaa-bbbb-cccc-000000000002", "CANARY-sneaky")
 	r := testReconciler(t)
 	if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "guarded"}}); err != nil {
 		t.Fatal(err)
@@ -501,10 +493,7 @@ func TestUnconfirmedPutIsIgnored(t *testing.T) {
 func TestDeprecatedVersionsArePrunedBeyondAHundred(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "many")); err != nil {
-		t.Fatal(err)
-	}
-	m := waitReady(t, ns, "many", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	m := createReady(t, generated(ns, "many"))
 	r := testReconciler(t)
 	// 102 deprecated versions and one with a custom label, written directly.
 	for i := 0; i < 103; i++ {
@@ -554,24 +543,8 @@ func TestDeprecatedVersionsArePrunedBeyondAHundred(t *testing.T) {
 func TestReplayedOrChangedRequestsAreRefused(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "once")); err != nil {
-		t.Fatal(err)
-	}
-	m := waitReady(t, ns, "once", metav1.ConditionTrue, v1alpha1.ReasonReady)
-	yes := true
-	newRequest := func(name, token, val string) *corev1.Secret {
-		reqJSON, _ := json.Marshal(request.Request{Op: request.OpPut, ClientRequestToken: token})
-		sec := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{
-				v1alpha1.LabelManagedSecretUID: string(m.UID), v1alpha1.LabelRole: request.RoleRequest},
-				OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "ManagedSecret", Name: m.Name, UID: m.UID, Controller: &yes}}},
-			Data: map[string][]byte{request.KeyRequest: reqJSON, request.KeyValue: []byte(val)},
-		}
-		if err := k8s.Create(ctx, sec); err != nil {
-			t.Fatal(err)
-		}
-		return sec
-	}
+	m := createReady(t, generated(ns, "once"))
+	newRequest := func(name, token, val string) *corev1.Secret { return putRequest(t, m, name, token, val) }
 	confirm := func(sec *corev1.Secret, rv string) {
 		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, request.AnnotationPrefix+sec.Name, request.Confirmation(request.OpPut, string(sec.UID), rv))
 		if err := k8s.Patch(ctx, getMsec(t, ns, "once"), client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
@@ -639,10 +612,7 @@ func TestReplayedOrChangedRequestsAreRefused(t *testing.T) {
 func TestPluginForceDeletesAMarkedSecretAndRestoreStartsANewWindow(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "twice")); err != nil {
-		t.Fatal(err)
-	}
-	waitReady(t, ns, "twice", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	createReady(t, generated(ns, "twice"))
 	if code, _, errOut := plugin(t, ns, "", "delete", "twice", "--recovery-window-in-days", "0"); code != 2 || !strings.Contains(errOut, "7 to 30 days") {
 		t.Fatalf("window 0: %d %s", code, errOut)
 	}

@@ -210,12 +210,7 @@ func TestRotationPolicyMissingThenCreated(t *testing.T) {
 	if err := k8s.Create(ctx, policy(ns, "later", v1alpha1.StrategyPassword)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "scheduled once the policy exists", func() error {
-		if c := rotationCondition(getMsec(t, ns, "app"), v1alpha1.ConditionRotationScheduled); c.Status != metav1.ConditionTrue {
-			return fmt.Errorf("%+v", c)
-		}
-		return nil
-	})
+	waitScheduled(t, ns, "app")
 }
 
 func TestRotationScheduleAdmissionCannotCheck(t *testing.T) {
@@ -369,10 +364,7 @@ func TestInterruptedFinishIsCompleted(t *testing.T) {
 func TestInterruptedPutIsCompleted(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "halfput")); err != nil {
-		t.Fatal(err)
-	}
-	m := waitReady(t, ns, "halfput", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	m := createReady(t, generated(ns, "halfput"))
 	r := testReconciler(t)
 	sv, err := r.sealVersion(ctx, m, "66666666-aaaa-bbbb-cccc-000000000006", nil, []byte(`{"password":"resumed"}`))
 	if err != nil {

@@ -110,10 +110,7 @@ func TestTamperedVersionFailsClosed(t *testing.T) {
 func TestVanishedVersionsAreNotReplacedByANewValue(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, generated(ns, "kept")); err != nil {
-		t.Fatal(err)
-	}
-	m := waitReady(t, ns, "kept", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	m := createReady(t, generated(ns, "kept"))
 	before, _ := secret(t, ns, "kept")
 	v := versions(t, ns)[0]
 	if err := k8s.Delete(ctx, &v); err != nil {
