@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
 )
 
 // CloneSuffix marks the second user of the alternating-users strategies.
@@ -111,11 +112,5 @@ func PendingValue(current []byte, strategy, password string) ([]byte, error) {
 		obj["username"] = alt
 	}
 	obj["password"] = password
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(obj); err != nil {
-		return nil, err
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	return value.Marshal(obj)
 }

@@ -66,7 +66,7 @@ func Generated(fields map[string]string, passwordKey, password string) ([]byte, 
 		obj[k] = v
 	}
 	obj[passwordKey] = password
-	return marshal(obj)
+	return Marshal(obj)
 }
 
 // FromSecretData imports a Secret's data as a JSON object of strings.
@@ -81,7 +81,7 @@ func FromSecretData(data map[string][]byte) ([]byte, error) {
 		}
 		obj[k] = string(v)
 	}
-	return marshal(obj)
+	return Marshal(obj)
 }
 
 // Render turns a value into Secret data: with key set, the whole value under that key; otherwise
@@ -121,7 +121,8 @@ func Render(v []byte, key string) (map[string][]byte, error) {
 	return out, nil
 }
 
-func marshal(obj map[string]string) ([]byte, error) {
+// Marshal encodes a value's JSON without a trailing newline and without escaping <, > and &.
+func Marshal(obj any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	// Keep <, > and & as they are: passwords contain them and consumers read the JSON literally.
