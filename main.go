@@ -51,11 +51,16 @@ func runManager(args []string) error {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "use leader election so only one replica reconciles")
 	fs.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", o.Namespace), "the operator's own namespace (holds the keyring and the leader lease)")
 	fs.StringVar(&o.KeyringSecret, "keyring-secret", o.KeyringSecret, "name of the Secret holding the key-encryption keys")
-	fs.IntVar(&o.ValueLimit, "value-size-limit", o.ValueLimit, "largest secret value in bytes (AWS: 65536)")
+	fs.IntVar(&o.ValueLimit, "value-size-limit", o.ValueLimit, "largest secret value in bytes, 1 to 65536 (AWS's limit)")
 	fs.StringVar(&o.ClusterName, "cluster-name", o.ClusterName, "cluster name used in the ARN-like ids in status")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "ManagedSecrets reconciled in parallel")
 	watch := fs.String("watch-namespaces", "", "comma-separated namespaces to reconcile (default: all)")
 	fs.StringVar(&o.RotationImage, "rotation-image", o.RotationImage, "image of the built-in rotation pods (this operator's image)")
+	images := fs.String("rotation-allowed-images", "", "comma-separated images (or path.Match patterns such as registry.example.com/rotators/*) RotationPolicies may run besides --rotation-image")
+	accounts := fs.String("rotation-allowed-service-accounts", "", "comma-separated service accounts rotation pods may run as besides each namespace's default: NAME, NAMESPACE/NAME or *")
+	fs.BoolVar(&o.RotationAllow.HostNetwork, "rotation-allow-host-network", false, "let RotationPolicies run rotation pods in the node's network")
+	fs.BoolVar(&o.RotationAllow.Scheduling, "rotation-allow-scheduling", false, "let RotationPolicies set nodeSelector and tolerations on rotation pods")
+	prefixes := fs.String("allow-target-metadata-prefixes", "", "comma-separated label/annotation prefixes (such as replicator.v1.mittwald.de/) that target labels and annotations may use although other controllers act on them")
 	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig (default: $KUBECONFIG, then in-cluster)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
@@ -63,11 +68,10 @@ func runManager(args []string) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	for _, ns := range strings.Split(*watch, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			o.WatchNamespaces = append(o.WatchNamespaces, ns)
-		}
-	}
+	o.WatchNamespaces = splitList(*watch)
+	o.RotationAllow.Images = splitList(*images)
+	o.RotationAllow.ServiceAccounts = splitList(*accounts)
+	o.AllowedTargetPrefixes = splitList(*prefixes)
 	if *kubeconfig != "" {
 		os.Setenv("KUBECONFIG", *kubeconfig)
 	}
@@ -81,6 +85,16 @@ func runManager(args []string) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func envOr(key, def string) string {

@@ -66,7 +66,7 @@ spec:
 kind: RotationPolicy
 spec:
   strategy: password
-  schedule: {cron: "0 3 * * *", everyDays: 30}`, "set exactly one of schedule.cron or schedule.everyDays"},
+  schedule: {cron: "0 3 * * *", everyDays: 30}`, "set exactly one of schedule.cron, schedule.everyDays or schedule.expression"},
 		{"rotation policy: days out of range", `
 kind: RotationPolicy
 spec:

@@ -2,15 +2,19 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
@@ -76,4 +80,34 @@ func waitScheduled(t *testing.T, ns, name string) {
 		}
 		return nil
 	})
+}
+
+// importConsent is the annotation with which a source Secret's owner lets the named ManagedSecret
+// import it.
+func importConsent(managedSecret string) map[string]string {
+	return map[string]string{v1alpha1.AnnotationImportAllowedFor: managedSecret}
+}
+
+// superuserFor gives a superuser ManagedSecret's consent to a RotationPolicy borrowing it.
+func superuserFor(t *testing.T, ns, msecName, policy string) {
+	t.Helper()
+	patchAnnotations(t, ns, msecName, map[string]any{v1alpha1.AnnotationSuperuserFor: policy})
+}
+
+// nudge makes the running operator reconcile a ManagedSecret now (an annotation change passes its
+// event filter), instead of waiting for a slowly growing retry delay: sources the operator does not
+// watch (a fromSecret Secret, a foreign target) are looked at again only on a schedule.
+func nudge(t *testing.T, ns, name string) {
+	t.Helper()
+	patchAnnotations(t, ns, name, map[string]any{"test.kube-secrets-manager.io/nudge": time.Now().Format(time.RFC3339Nano)})
+}
+
+func patchAnnotations(t *testing.T, ns, name string, ann map[string]any) {
+	t.Helper()
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
+	m := &v1alpha1.ManagedSecret{}
+	m.Namespace, m.Name = ns, name
+	if err := k8s.Patch(context.Background(), m, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/summary"
 )
 
@@ -46,8 +47,15 @@ type ManagedSecretReconciler struct {
 	KeyringSecret    string
 	// RotationImage runs the built-in rotation strategies (the operator's own image).
 	RotationImage string
-	Workers       int
-	Now           func() time.Time
+	// RotationAllow bounds what RotationPolicies may ask of rotation pods.
+	RotationAllow rotation.Allow
+	// TargetPrefixes are control prefixes target labels and annotations may use anyway.
+	TargetPrefixes []string
+	Workers        int
+	Now            func() time.Time
+
+	// verified remembers which Secret resourceVersions hold what the operator wrote.
+	verified verifiedSecrets
 }
 
 // Permissions (each line is explained in the README, "Permissions"):
@@ -227,7 +235,7 @@ func (r *ManagedSecretReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			deletionPredicate{},
 		))).
 		Owns(&v1alpha1.SecretVersion{}).
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Owns(&batchv1.CronJob{}).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(jobToManagedSecret)).
 		Watches(&v1alpha1.RotationPolicy{}, handler.EnqueueRequestsFromMapFunc(r.policyToManagedSecrets)).

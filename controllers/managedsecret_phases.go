@@ -21,6 +21,7 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
@@ -107,12 +108,13 @@ func (r *ManagedSecretReconciler) reconcilePhases(ctx context.Context, s *scope)
 	if days, marked := s.msec.Annotations[request.AnnotationDeleteRequested]; marked {
 		return r.pendingDeletion(ctx, s, days)
 	}
-	requestWake, err := r.processRequests(ctx, s, nil)
-	if err != nil {
-		return transient(v1alpha1.ReasonInvalidVersions, "answering plugin requests failed", err)
-	}
+	requests := r.serveRequests(ctx, s, nil)
 	res := r.readyPhases(ctx, s)
-	res.requeueAfter = earliest(res.requeueAfter, requestWake)
+	res.requeueAfter = earliest(res.requeueAfter, requests.wake)
+	if res.err == nil && requests.err != nil {
+		// Retried with backoff, without changing what Ready says about the secret.
+		res.err = requests.err
+	}
 	return res
 }
 
@@ -202,10 +204,7 @@ func (r *ManagedSecretReconciler) pendingDeletion(ctx context.Context, s *scope,
 		}
 		return result{outcome: summary.Outcome{Reason: v1alpha1.ReasonPendingDeletion, Message: "the recovery window has ended; the secret is being purged"}}
 	}
-	requestWake, err := r.processRequests(ctx, s, request.ErrMarkedForDeletion)
-	if err != nil {
-		return transient(v1alpha1.ReasonPendingDeletion, "answering plugin requests failed", err)
-	}
+	requests := r.serveRequests(ctx, s, request.ErrMarkedForDeletion)
 	if err := r.removeRotation(ctx, s); err != nil {
 		return transient(v1alpha1.ReasonPendingDeletion, "removing the rotation CronJob failed", err)
 	}
@@ -213,7 +212,8 @@ func (r *ManagedSecretReconciler) pendingDeletion(ctx context.Context, s *scope,
 		outcome: summary.Outcome{Reason: v1alpha1.ReasonPendingDeletion, Message: fmt.Sprintf(
 			"marked for deletion; it is purged at %s unless restored with 'kubectl secrets-manager restore %s'%s",
 			at.Format(time.RFC3339), s.msec.Name, note)},
-		requeueAfter: earliest(at.Sub(s.now)+time.Second, requestWake),
+		requeueAfter: earliest(at.Sub(s.now)+time.Second, requests.wake),
+		err:          requests.err,
 	}
 }
 
@@ -264,6 +264,11 @@ func (r *ManagedSecretReconciler) createFirstVersion(ctx context.Context, s *sco
 		}
 		if s.msec.Namespace == r.KeyringNamespace && spec.FromSecret.Name == r.KeyringSecret {
 			return failed(v1alpha1.ReasonInvalidSource, "the operator's keyring is never imported"), true
+		}
+		if !objects.ImportAllowed(src.Annotations, s.msec.Name) {
+			// The source is not watched; retry slowly so consent given later is picked up.
+			clear(src.Data)
+			return s.waitFor(v1alpha1.ReasonSourceNotAllowed, fmt.Sprintf("Secret %s does not consent to being imported: its owner must add the annotation %s listing %q", spec.FromSecret.Name, v1alpha1.AnnotationImportAllowedFor, s.msec.Name)), true
 		}
 		plaintext, err = value.FromSecretData(src.Data)
 		if err != nil {
@@ -385,20 +390,21 @@ func (r *ManagedSecretReconciler) deleteOwned(ctx context.Context, msec *v1alpha
 	if err := r.DeleteAllOf(ctx, &v1alpha1.SecretVersion{}, client.InNamespace(msec.Namespace), sel); err != nil && !apierrors.IsNotFound(err) {
 		return 0, err
 	}
-	secrets := &corev1.SecretList{}
-	if err := r.List(ctx, secrets, client.InNamespace(msec.Namespace), sel); err != nil {
+	secrets, err := r.listSecretMeta(ctx, msec.Namespace, sel)
+	if err != nil {
 		return 0, err
 	}
 	remaining := 0
-	for i := range secrets.Items {
-		sec := &secrets.Items[i]
+	for i := range secrets {
+		sec := &secrets[i]
 		if !isControlledBy(sec, msec) {
 			continue
 		}
 		remaining++
-		if err := r.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.deleteIfControlled(ctx, sec, msec.UID); err != nil {
 			return 0, err
 		}
+		r.verified.forget(sec.UID)
 	}
 	versions := &v1alpha1.SecretVersionList{}
 	if err := r.APIReader.List(ctx, versions, client.InNamespace(msec.Namespace), sel); err != nil {

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -160,11 +161,25 @@ func TestFromSecretImportsAndWaitsForSource(t *testing.T) {
 		t.Fatal("a version was written without a source")
 	}
 
+	// The source exists but its owner has not consented: nothing is imported.
 	legacy := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "legacy"},
 		Data: map[string][]byte{"username": []byte("shop"), "password": []byte("imported-pw")}}
 	if err := k8s.Create(ctx, legacy); err != nil {
 		t.Fatal(err)
 	}
+	nudge(t, ns, "imported")
+	got = waitReady(t, ns, "imported", metav1.ConditionFalse, v1alpha1.ReasonSourceNotAllowed)
+	if !strings.Contains(readyOf(got).Message, v1alpha1.AnnotationImportAllowedFor) {
+		t.Fatalf("the message does not say how to consent: %q", readyOf(got).Message)
+	}
+	if len(versions(t, ns)) != 0 {
+		t.Fatal("a Secret was imported without its owner's consent")
+	}
+	legacy.Annotations = importConsent("imported")
+	if err := k8s.Update(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	nudge(t, ns, "imported")
 	waitReady(t, ns, "imported", metav1.ConditionTrue, v1alpha1.ReasonReady)
 	sec, err := secret(t, ns, "app-credentials")
 	if err != nil {
@@ -173,16 +188,24 @@ func TestFromSecretImportsAndWaitsForSource(t *testing.T) {
 	if string(sec.Data["username"]) != "shop" || string(sec.Data["password"]) != "imported-pw" || len(sec.Data) != 2 || sec.Labels["app"] != "shop" {
 		t.Fatalf("projected %v labels %v", sec.Data, sec.Labels)
 	}
-	// Imported once: a later change of the source does not create a version.
+	// Imported once: a later change of the source does not create a version, however often the
+	// secret is reconciled.
 	legacy.Data["password"] = []byte("changed")
 	if err := k8s.Update(ctx, legacy); err != nil {
 		t.Fatal(err)
 	}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(m), m); err != nil {
-		t.Fatal(err)
+	for i := 0; i < 3; i++ {
+		if _, err := testReconciler(t).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(m)}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if len(versions(t, ns)) != 1 {
-		t.Fatal("want exactly one version")
+	nudge(t, ns, "imported")
+	waitReady(t, ns, "imported", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if n := len(versions(t, ns)); n != 1 {
+		t.Fatalf("want exactly one version, have %d", n)
+	}
+	if v := projectedValue(t, ns, "app-credentials")["password"]; v != "imported-pw" {
+		t.Fatalf("the projected password changed after the source did: %q", v)
 	}
 }
 
@@ -311,7 +334,7 @@ func TestTargetTypeChange(t *testing.T) {
 func TestValueOverTheLimitIsRefused(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	big := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "big"},
+	big := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "big", Annotations: importConsent("too-big")},
 		Data: map[string][]byte{"blob": bytes.Repeat([]byte("x"), 70000)}}
 	if err := k8s.Create(ctx, big); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 )
 
 // Annotations on the projected Secret; none holds a value or a hash of one.
@@ -34,22 +35,46 @@ const (
 
 // project writes the target Secret: created (never applied over) when absent, so a Secret someone
 // else creates at the same moment makes the create fail instead of being taken over; then
-// server-side applied under FieldManager.
+// server-side applied under FieldManager. The Secret cache holds metadata only: when the cached
+// metadata still shows the resourceVersion the operator last wrote or checked, and the version
+// and shape annotations match, nothing is read or written; otherwise the Secret is read with one
+// GET and compared.
 func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope, versionID string, data map[string][]byte) (result, bool) {
 	msec := s.msec
 	name := targetName(msec)
-	existing, err := r.readTarget(ctx, msec.Namespace, name)
+	if t := msec.Spec.Target; t != nil {
+		if err := objects.CheckTargetMetadata(t.Labels, t.Annotations, r.TargetPrefixes); err != nil {
+			return failed(v1alpha1.ReasonInvalidTarget, err.Error()+"; the projected Secret is unchanged"), true
+		}
+	}
+	key := types.NamespacedName{Namespace: msec.Namespace, Name: name}
+	meta, err := r.secretMeta(ctx, key)
 	switch {
 	case err != nil:
 		return transient(v1alpha1.ReasonProjectionFailed, "reading the target Secret failed", err), true
-	case existing != nil && !isControlledBy(existing, msec):
+	case meta != nil && !isControlledBy(meta, msec):
 		return s.waitFor(v1alpha1.ReasonTargetConflict, fmt.Sprintf("Secret %s already exists and is not owned by this ManagedSecret; it is never adopted or overwritten: delete it or choose another target.name", name)), true
 	}
-
 	desired := desiredSecret(msec, versionID, data)
+	if meta != nil && meta.Annotations[AnnotationProjection] == desired.Annotations[AnnotationProjection] &&
+		r.verified.ok(meta.UID, meta.ResourceVersion) {
+		return result{}, false
+	}
+	var existing *corev1.Secret
+	if meta != nil {
+		// The whole object, managed fields included: a crash between a create and its ownership
+		// upgrade would leave create-owned fields, and the upgrade finishes first.
+		if existing, err = r.readSecret(ctx, key); err != nil {
+			return transient(v1alpha1.ReasonProjectionFailed, "reading the projected Secret failed", err), true
+		}
+		if existing != nil && !isControlledBy(existing, msec) {
+			return s.waitFor(v1alpha1.ReasonTargetConflict, fmt.Sprintf("Secret %s already exists and is not owned by this ManagedSecret; it is never adopted or overwritten: delete it or choose another target.name", name)), true
+		}
+	}
 	if existing != nil && existing.Type == desired.Type &&
 		existing.Annotations[AnnotationProjection] == desired.Annotations[AnnotationProjection] &&
-		dataEqual(existing.Data, data) {
+		dataEqual(existing.Data, data) && !needsApplyUpgrade(existing) {
+		r.verified.set(existing.UID, existing.ResourceVersion)
 		return result{}, false
 	}
 	if existing != nil && existing.Type != desired.Type {
@@ -63,6 +88,7 @@ func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope, version
 		if err := r.Delete(ctx, existing, client.Preconditions{UID: &existing.UID}); err != nil && !apierrors.IsNotFound(err) {
 			return transient(v1alpha1.ReasonProjectionFailed, "replacing the target Secret to change its type failed", err), true
 		}
+		r.verified.forget(existing.UID)
 		existing = nil
 	}
 	if existing == nil {
@@ -81,21 +107,21 @@ func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope, version
 		if err := r.upgradeToApply(ctx, created); err != nil {
 			return transient(v1alpha1.ReasonProjectionFailed, "taking server-side apply ownership of the projected Secret failed", err), true
 		}
+		r.verified.set(created.UID, created.ResourceVersion)
 	} else {
-		// A crash between a create and its ownership upgrade would leave create-owned fields; a
-		// fresh read (the cache drops managed fields) lets the upgrade finish first.
-		fresh := &corev1.Secret{}
-		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(existing), fresh); err != nil {
-			return transient(v1alpha1.ReasonProjectionFailed, "reading the projected Secret failed", err), true
-		}
-		if err := r.upgradeToApply(ctx, fresh); err != nil {
+		if err := r.upgradeToApply(ctx, existing); err != nil {
 			return transient(v1alpha1.ReasonProjectionFailed, "taking server-side apply ownership of the projected Secret failed", err), true
 		}
+		// The next reconcile (this write's watch event) reads the result once and remembers it.
 		if err := r.Apply(ctx, applyConfig(desired), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 			if apierrors.IsInvalid(err) {
 				return failed(v1alpha1.ReasonInvalidTarget, fmt.Sprintf("the target Secret is not valid: %s", invalidCauses(err))), true
 			}
 			return transient(v1alpha1.ReasonProjectionFailed, "applying the projected Secret failed", err), true
+		}
+		if existing.Annotations[AnnotationVersionID] == versionID && dataEqual(existing.Data, data) {
+			// Only the shape changed (labels, annotations): no Event for the same version.
+			return result{}, false
 		}
 	}
 	r.Recorder.Eventf(msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonSecretProjected, "Project",
@@ -103,22 +129,15 @@ func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope, version
 	return result{}, false
 }
 
-// readTarget reads the target from the cache, or, since the cache holds only our labelled Secrets,
-// with one GET.
-func (r *ManagedSecretReconciler) readTarget(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
-	sec := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: namespace, Name: name}
-	err := r.Get(ctx, key, sec)
-	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, key, sec)
+// needsApplyUpgrade reports whether the Secret still has fields owned by the operator's create
+// (Update) rather than its server-side apply.
+func needsApplyUpgrade(sec *corev1.Secret) bool {
+	for _, f := range sec.ManagedFields {
+		if f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationUpdate {
+			return true
+		}
 	}
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return sec, nil
+	return false
 }
 
 func desiredSecret(msec *v1alpha1.ManagedSecret, versionID string, data map[string][]byte) *corev1.Secret {
@@ -170,12 +189,12 @@ func applyConfig(s *corev1.Secret) *corev1ac.SecretApplyConfiguration {
 
 // upgradeToApply converts the operator's create-time (Update) field ownership into Apply
 // ownership; it does nothing when there is none.
-func (r *ManagedSecretReconciler) upgradeToApply(ctx context.Context, sec *corev1.Secret) error {
-	patch, err := csaupgrade.UpgradeManagedFieldsPatch(sec, sets.New(FieldManager), FieldManager)
+func (r *ManagedSecretReconciler) upgradeToApply(ctx context.Context, obj client.Object) error {
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(obj, sets.New(FieldManager), FieldManager)
 	if err != nil || patch == nil {
 		return err
 	}
-	return r.Patch(ctx, sec, client.RawPatch(types.JSONPatchType, patch))
+	return r.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
 }
 
 // invalidCauses lists the fields an Invalid error names, without the values it may quote.
@@ -198,19 +217,20 @@ func invalidCauses(err error) string {
 
 // removeStaleProjections deletes Secrets this ManagedSecret projected under an earlier target name.
 func (r *ManagedSecretReconciler) removeStaleProjections(ctx context.Context, s *scope) error {
-	list := &corev1.SecretList{}
-	if err := r.List(ctx, list, client.InNamespace(s.msec.Namespace),
-		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID), v1alpha1.LabelRole: v1alpha1.RoleProjection}); err != nil {
+	list, err := r.listSecretMeta(ctx, s.msec.Namespace,
+		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID), v1alpha1.LabelRole: v1alpha1.RoleProjection})
+	if err != nil {
 		return err
 	}
-	for i := range list.Items {
-		sec := &list.Items[i]
+	for i := range list {
+		sec := &list[i]
 		if sec.Name == targetName(s.msec) || !isControlledBy(sec, s.msec) {
 			continue
 		}
-		if err := r.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.deleteIfControlled(ctx, sec, s.msec.UID); err != nil {
 			return err
 		}
+		r.verified.forget(sec.UID)
 		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonOrphanedProjection, "Delete",
 			"deleted Secret %s, projected under an earlier target name", sec.Name)
 	}

@@ -11,8 +11,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
@@ -21,87 +23,136 @@ import (
 )
 
 // requestTTL bounds how long a request Secret lives: answered ones the plugin did not collect, and
-// mutating ones never confirmed on the ManagedSecret, are deleted after it.
+// requests never confirmed on the ManagedSecret, are deleted after it.
 const requestTTL = 2 * time.Minute
 
-// processRequests answers the plugin's request Secrets, oldest first. Mutating requests count only
-// when the ManagedSecret carries their confirmation (see request.AnnotationPrefix), which is
-// consumed before the request runs. It returns when the next request Secret expires, so its TTL
-// holds even when nothing else happens.
-func (r *ManagedSecretReconciler) processRequests(ctx context.Context, s *scope, refuse error) (time.Duration, error) {
-	list := &corev1.SecretList{}
-	if err := r.List(ctx, list, client.InNamespace(s.msec.Namespace),
-		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID), v1alpha1.LabelRole: request.RoleRequest}); err != nil {
-		return 0, err
+// requestOutcome is what serving the requests leaves for the rest of the reconcile: when to look
+// again (a TTL to enforce) and a transient failure to retry with backoff. Neither stops the other
+// phases: one request that cannot be answered never blocks the secret.
+type requestOutcome struct {
+	wake time.Duration
+	err  error
+}
+
+func (o *requestOutcome) wakeAt(age time.Duration) {
+	if d := requestTTL - age + time.Second; d > 0 && (o.wake == 0 || d < o.wake) {
+		o.wake = d
 	}
-	sort.Slice(list.Items, func(a, b int) bool {
-		ta, tb := list.Items[a].CreationTimestamp, list.Items[b].CreationTimestamp
+}
+
+// serveRequests answers the plugin's request Secrets one by one, oldest first. Only Secrets this
+// ManagedSecret controls (owner reference and UID, not the label alone) are requests; others are
+// never read or touched. A request Secret that cannot be answered (immutable, not Opaque, larger
+// than a request can be) is deleted with a Warning Event; one that fails transiently is retried
+// later; neither stops the other requests or the secret's other phases. Requests that need
+// confirmation (request.NeedsConfirmation) count only once the ManagedSecret carries it; it is
+// consumed before the request runs.
+func (r *ManagedSecretReconciler) serveRequests(ctx context.Context, s *scope, refuse error) requestOutcome {
+	var out requestOutcome
+	metas, err := r.listSecretMeta(ctx, s.msec.Namespace,
+		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID), v1alpha1.LabelRole: request.RoleRequest})
+	if err != nil {
+		out.err = fmt.Errorf("listing request Secrets failed: %s", apiErrorSummary(err))
+		return out
+	}
+	sort.Slice(metas, func(a, b int) bool {
+		ta, tb := metas[a].CreationTimestamp, metas[b].CreationTimestamp
 		if ta.Equal(&tb) {
-			return list.Items[a].Name < list.Items[b].Name
+			return metas[a].Name < metas[b].Name
 		}
 		return ta.Before(&tb)
 	})
-	var next time.Duration
-	wakeAt := func(age time.Duration) {
-		if d := requestTTL - age + time.Second; d > 0 && (next == 0 || d < next) {
-			next = d
-		}
-	}
-	for i := range list.Items {
-		sec := &list.Items[i]
-		age := s.now.Sub(sec.CreationTimestamp.Time)
-		key := request.AnnotationPrefix + sec.Name
-		if _, answered := sec.Annotations[request.AnnotationResult]; answered {
-			if age > requestTTL {
-				if err := r.Delete(ctx, sec, client.Preconditions{UID: &sec.UID}); err != nil && !apierrors.IsNotFound(err) {
-					return 0, err
-				}
-			} else {
-				wakeAt(age)
-			}
+	for i := range metas {
+		meta := &metas[i]
+		if !isControlledBy(meta, s.msec) {
 			continue
 		}
-		var req request.Request
-		res := request.Result{}
-		var answer []byte
-		confirmation, confirmed := s.msec.Annotations[key]
-		switch {
-		case json.Unmarshal(sec.Data[request.KeyRequest], &req) != nil:
-			res.Error = "the request is not valid JSON"
-		case req.Validate() != nil:
-			res.Error = req.Validate().Error()
-		case req.Mutating() && !confirmed:
-			if age <= requestTTL {
-				wakeAt(age)
-				continue // not confirmed on the ManagedSecret yet
-			}
-			res.Error = "the request was never confirmed on the ManagedSecret"
-		case req.Mutating() && confirmation != request.Confirmation(req.Op, string(sec.UID), sec.ResourceVersion):
-			res.Error = "the request Secret changed after it was confirmed; nothing was done"
-		case refuse != nil:
-			res.Error = refuse.Error()
+		if err := r.serveRequest(ctx, s, meta, refuse, &out); err != nil {
+			log.FromContext(ctx).Info("a request will be retried", "request", meta.Name, "error", err.Error())
+			out.err = err
 		}
-		if confirmed {
-			// Consumed before anything runs: a request runs at most once.
-			if err := r.consumeConfirmation(ctx, s, key); err != nil {
-				return 0, err
-			}
-		}
-		if res.Error == "" {
-			var err error
-			answer, res, err = r.execute(ctx, s, req, sec.Data[request.KeyValue])
-			if err != nil {
-				return 0, err
-			}
-		}
-		err := r.answer(ctx, sec, res, answer)
-		clear(answer)
-		if err != nil {
-			return 0, err
-		}
-		wakeAt(age)
 	}
-	return next, r.dropRequestAnnotations(ctx, s)
+	if err := r.dropRequestAnnotations(ctx, s); err != nil {
+		out.err = fmt.Errorf("removing answered request confirmations failed: %s", apiErrorSummary(err))
+	}
+	return out
+}
+
+// serveRequest answers one request Secret. Errors are transient API failures, already reduced to
+// a message without object content.
+func (r *ManagedSecretReconciler) serveRequest(ctx context.Context, s *scope, meta *metav1.PartialObjectMetadata, refuse error, out *requestOutcome) error {
+	age := s.now.Sub(meta.CreationTimestamp.Time)
+	if _, answered := meta.Annotations[request.AnnotationResult]; answered {
+		if age <= requestTTL {
+			out.wakeAt(age)
+			return nil
+		}
+		return r.deleteRequest(ctx, meta)
+	}
+	sec, err := r.readSecret(ctx, client.ObjectKeyFromObject(meta))
+	if err != nil {
+		return fmt.Errorf("reading request %s failed: %s", meta.Name, apiErrorSummary(err))
+	}
+	if sec == nil || sec.UID != meta.UID || !isControlledBy(sec, s.msec) {
+		return nil
+	}
+	if err := request.CheckShape(string(sec.Type), sec.Immutable != nil && *sec.Immutable, sec.Data, value.MaxLimit); err != nil {
+		defer clear(sec.Data[request.KeyValue])
+		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeWarning, v1alpha1.ReasonRequestRefused, "Request",
+			"request Secret %s was deleted unanswered: %s", sec.Name, err)
+		return r.deleteRequest(ctx, meta)
+	}
+	val := sec.Data[request.KeyValue]
+	defer clear(val)
+	key := request.AnnotationPrefix + sec.Name
+	confirmation, confirmed := s.msec.Annotations[key]
+	var req request.Request
+	res := request.Result{}
+	switch {
+	case json.Unmarshal(sec.Data[request.KeyRequest], &req) != nil:
+		res.Error = "the request is not valid JSON"
+	case req.Validate() != nil:
+		res.Error = req.Validate().Error()
+	case req.NeedsConfirmation(stages.FromVersions(s.versionFacts()).Holder(stages.Current)) && !confirmed:
+		if age <= requestTTL {
+			out.wakeAt(age)
+			return nil // not confirmed on the ManagedSecret yet
+		}
+		res.Error = "the request was never confirmed on the ManagedSecret (changing a secret, or reading a version other than AWSCURRENT, needs patch permission on it)"
+	case confirmed && confirmation != request.Confirmation(req.Op, string(sec.UID), sec.ResourceVersion):
+		res.Error = "the request Secret changed after it was confirmed; nothing was done"
+	case refuse != nil:
+		res.Error = refuse.Error()
+	}
+	if confirmed {
+		// Consumed before anything runs: a request runs at most once.
+		if err := r.consumeConfirmation(ctx, s, key); err != nil {
+			return fmt.Errorf("consuming the confirmation of request %s failed: %s", sec.Name, apiErrorSummary(err))
+		}
+	}
+	var answer []byte
+	if res.Error == "" {
+		var err error
+		answer, res, err = r.execute(ctx, s, req, val)
+		if err != nil {
+			return fmt.Errorf("request %s (%s) failed: %s", sec.Name, req.Op, apiErrorSummary(err))
+		}
+	}
+	err = r.answer(ctx, sec, res, answer)
+	clear(answer)
+	if err != nil {
+		return fmt.Errorf("answering request %s failed: %s", sec.Name, apiErrorSummary(err))
+	}
+	out.wakeAt(age)
+	return nil
+}
+
+// deleteRequest deletes a request Secret, with a UID precondition.
+func (r *ManagedSecretReconciler) deleteRequest(ctx context.Context, meta *metav1.PartialObjectMetadata) error {
+	if err := r.Delete(ctx, meta, client.Preconditions{UID: &meta.UID}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting request %s failed: %s", meta.Name, apiErrorSummary(err))
+	}
+	return nil
 }
 
 // consumeConfirmation removes one request annotation from the ManagedSecret, with an optimistic
@@ -113,28 +164,30 @@ func (r *ManagedSecretReconciler) consumeConfirmation(ctx context.Context, s *sc
 }
 
 // answer writes the result on the request Secret: the value of a get, and the removal of a put's
-// value, in one patch.
+// value, in one patch, conditional on the Secret being unchanged since it was read (a request
+// changed meanwhile is read again on the next pass).
 func (r *ManagedSecretReconciler) answer(ctx context.Context, sec *corev1.Secret, res request.Result, val []byte) error {
 	data := map[string]any{request.KeyValue: nil}
 	if val != nil {
 		data[request.KeyValue] = val
 	}
 	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"annotations": map[string]string{request.AnnotationResult: res.Encode()}},
+		"metadata": map[string]any{"annotations": map[string]string{request.AnnotationResult: res.Encode()}, "resourceVersion": sec.ResourceVersion},
 		"data":     data,
 	})
 	if err != nil {
 		return err
 	}
 	defer clear(patch)
-	if err := r.Patch(ctx, sec, client.RawPatch(types.MergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.Patch(ctx, sec, client.RawPatch(types.MergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return err
 	}
 	return nil
 }
 
-// dropRequestAnnotations removes request annotations whose Secret is gone. The Secret watch and
-// the ManagedSecret watch are separate streams, so the cache is not trusted: a GET confirms.
+// dropRequestAnnotations removes request confirmations whose Secret is gone. The Secret watch and
+// the ManagedSecret watch are separate streams: a confirmation whose Secret is missing from the
+// cache is confirmed gone with a GET before it is removed.
 func (r *ManagedSecretReconciler) dropRequestAnnotations(ctx context.Context, s *scope) error {
 	remove := map[string]any{}
 	for k := range s.msec.Annotations {
@@ -142,7 +195,13 @@ func (r *ManagedSecretReconciler) dropRequestAnnotations(ctx context.Context, s 
 		if !ok {
 			continue
 		}
-		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name}, &corev1.Secret{})
+		key := types.NamespacedName{Namespace: s.msec.Namespace, Name: name}
+		if err := r.Get(ctx, key, secretMetaObject()); err == nil {
+			continue
+		} else if !apierrors.IsNotFound(err) {
+			return err
+		}
+		err := r.APIReader.Get(ctx, key, secretMetaObject())
 		if apierrors.IsNotFound(err) {
 			remove[k] = nil
 		} else if err != nil {

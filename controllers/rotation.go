@@ -74,14 +74,14 @@ func (r *ManagedSecretReconciler) loadRotation(ctx context.Context, s *scope) (b
 	s.rot.update.Status.CronJobName = cronJobName(s.msec)
 	s.rot.update.NextRotationTime = timePtr(s.before.NextRotationTime)
 
-	jobs := &batchv1.JobList{}
-	if err := r.List(ctx, jobs, client.InNamespace(s.msec.Namespace), client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}); err != nil {
+	jobs, err := r.trustedJobs(ctx, s)
+	if err != nil {
 		return false, err
 	}
-	s.rot.jobs = jobs.Items
+	s.rot.jobs = jobs
 
 	policy := &v1alpha1.RotationPolicy{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: spec.PolicyRef.Name}, policy)
+	err = r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: spec.PolicyRef.Name}, policy)
 	if apierrors.IsNotFound(err) {
 		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonPolicyNotFound,
 			fmt.Sprintf("RotationPolicy %s does not exist; rotation is scheduled once it does", spec.PolicyRef.Name))
@@ -92,6 +92,12 @@ func (r *ManagedSecretReconciler) loadRotation(ctx context.Context, s *scope) (b
 		return false, err
 	}
 	s.rot.policy = policy
+	if err := r.RotationAllow.Admit(policy.Namespace, policy.Spec, r.RotationImage); err != nil {
+		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonPolicyNotAllowed,
+			fmt.Sprintf("RotationPolicy %s: %s", policy.Name, err))
+		s.rot.update.NextRotationTime = nil
+		return false, r.suspendCronJob(ctx, s)
+	}
 	sched, err := schedule.Parse(scheduleSpec(policy))
 	if err != nil {
 		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonInvalidSchedule,
@@ -101,6 +107,40 @@ func (r *ManagedSecretReconciler) loadRotation(ctx context.Context, s *scope) (b
 	}
 	s.rot.sched = sched
 	return true, nil
+}
+
+// trustedJobs returns the rotation Jobs of this ManagedSecret. A label is not proof: anyone who
+// may create Jobs can set it. A Job is the operator's only when its controller is the
+// ManagedSecret's own CronJob (by UID) and it is one the CronJob controller started (listed in the
+// CronJob's status.active, which only controllers write), the Job already being served, or a
+// rotate-now Job the operator created in this reconcile (added by handleRotateRequest).
+func (r *ManagedSecretReconciler) trustedJobs(ctx context.Context, s *scope) ([]batchv1.Job, error) {
+	cj := &batchv1.CronJob{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: cronJobName(s.msec)}, cj)
+	if apierrors.IsNotFound(err) || (err == nil && !isControlledBy(cj, s.msec)) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	started := map[types.UID]bool{}
+	for _, ref := range cj.Status.Active {
+		started[ref.UID] = true
+	}
+	if st := s.before.Rotation; st != nil && st.ActiveJobUID != "" {
+		started[types.UID(st.ActiveJobUID)] = true
+	}
+	list := &batchv1.JobList{}
+	if err := r.List(ctx, list, client.InNamespace(s.msec.Namespace), client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}); err != nil {
+		return nil, err
+	}
+	var out []batchv1.Job
+	for _, j := range list.Items {
+		if c := metav1.GetControllerOf(&j); c != nil && c.Kind == "CronJob" && c.UID == cj.UID && started[j.UID] {
+			out = append(out, j)
+		}
+	}
+	return out, nil
 }
 
 // advanceRotation acts on the active rotation Job once it has finished: finishSecret when it
@@ -326,7 +366,10 @@ func (r *ManagedSecretReconciler) scheduleRotation(ctx context.Context, s *scope
 
 	cj, err := r.applyCronJob(ctx, s, next, suspended || cancelled)
 	if err != nil {
-		return 0, err
+		return 0, s.refuseOr(err)
+	}
+	if cj == nil {
+		return 30 * time.Second, nil // refused: another object holds the CronJob's name
 	}
 	switch {
 	case cancelled:
@@ -515,11 +558,40 @@ func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope, cu
 }
 
 // applyMaterial writes the short-lived Secret the rotation pod mounts: the request, and the
-// current, pending, previous and (for alternating users) superuser values.
+// current, pending, previous and (for alternating users) superuser values, and the policy's CA
+// bundle. It is controlled by the ManagedSecret; a Secret of its name that someone else made is
+// never written into. The annotation materialFor names what the material holds (version and Job
+// ids, never a value), so unchanged material is not written again.
 func (r *ManagedSecretReconciler) applyMaterial(ctx context.Context, s *scope, pendingID string, current, pending []byte) error {
+	name := materialName(s.msec)
+	existing, err := r.secretMeta(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name})
+	if err != nil {
+		return err
+	}
+	if existing != nil && !isControlledBy(existing, s.msec) {
+		return refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("Secret %s, where the rotation material goes, exists and is not controlled by this ManagedSecret; it is left alone: delete it or rename the ManagedSecret", name)}
+	}
 	req := rotation.Request{
 		SecretID: stableID(r.ClusterName, s.msec), ClientRequestToken: pendingID,
 		Strategy: s.rot.policy.Spec.Strategy, JobUID: s.rot.update.Status.ActiveJobUID, Steps: rotation.PodSteps,
+	}
+	set := stages.FromVersions(s.versionFacts())
+	prev := set.Holder(stages.Previous)
+	superuser, suVersion := []byte(nil), ""
+	if rotation.IsAlternating(req.Strategy) {
+		if superuser, suVersion, err = r.superuserValue(ctx, s); err != nil {
+			return err
+		}
+		defer clear(superuser)
+	}
+	var ca string
+	if t := s.rot.policy.Spec.TLS; t != nil {
+		ca = t.CABundle
+	}
+	caSum := sha256.Sum256([]byte(ca)) // a public CA bundle, never a value
+	holds := strings.Join([]string{req.JobUID, pendingID, set.Holder(stages.Current), prev, suVersion, hex.EncodeToString(caSum[:8])}, "/")
+	if existing != nil && existing.Annotations[AnnotationMaterialFor] == holds {
+		return nil
 	}
 	reqJSON, _ := json.Marshal(req)
 	data := map[string][]byte{
@@ -527,36 +599,51 @@ func (r *ManagedSecretReconciler) applyMaterial(ctx context.Context, s *scope, p
 		rotation.FileCurrent: current,
 		rotation.FilePending: pending,
 	}
-	set := stages.FromVersions(s.versionFacts())
-	if prev := set.Holder(stages.Previous); prev != "" {
+	if prev != "" {
 		if v, err := r.open(ctx, s.msec, s.version(prev)); err == nil {
 			data[rotation.FilePrevious] = v
+			defer clear(v)
 		}
 	}
-	if rotation.IsAlternating(req.Strategy) {
-		su, err := r.superuserValue(ctx, s)
-		if err != nil {
-			return err
-		}
-		data[rotation.FileSuperuser] = su
+	if superuser != nil {
+		data[rotation.FileSuperuser] = superuser
 	}
-	name := materialName(s.msec)
-	existing := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name}, existing)
-	if err == nil && dataEqual(existing.Data, data) && len(existing.Data) == len(data) {
-		return nil
+	if ca != "" {
+		data[rotation.FileCABundle] = []byte(ca)
 	}
 	o := ownerRef(s.msec)
 	ac := corev1ac.Secret(name, s.msec.Namespace).
 		WithLabels(ownedLabels(s.msec, v1alpha1.RoleRotationMaterial)).
+		WithAnnotations(map[string]string{AnnotationMaterialFor: holds}).
 		WithOwnerReferences(metav1ac.OwnerReference().WithAPIVersion(o.APIVersion).WithKind(o.Kind).
-			WithName(o.Name).WithUID(o.UID).WithController(false).WithBlockOwnerDeletion(true)).
+			WithName(o.Name).WithUID(o.UID).WithController(true).WithBlockOwnerDeletion(true)).
 		WithType(corev1.SecretTypeOpaque).
 		WithData(data)
+	if existing == nil {
+		// Created, never applied over: a Secret someone makes under this name at the same moment
+		// makes the create fail instead of being taken over.
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.msec.Namespace,
+			Labels: ownedLabels(s.msec, v1alpha1.RoleRotationMaterial), Annotations: map[string]string{AnnotationMaterialFor: holds},
+			OwnerReferences: []metav1.OwnerReference{o}}, Type: corev1.SecretTypeOpaque, Data: data}
+		err := r.Create(ctx, sec, client.FieldOwner(FieldManager))
+		if apierrors.IsAlreadyExists(err) {
+			return refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("Secret %s, where the rotation material goes, appeared while it was being created; checking who owns it", name)}
+		}
+		if err == nil {
+			return r.upgradeToApply(ctx, sec)
+		}
+		return err
+	}
 	return r.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership)
 }
 
-func (r *ManagedSecretReconciler) superuserValue(ctx context.Context, s *scope) ([]byte, error) {
+// AnnotationMaterialFor on the rotation material names what it holds: the Job, the pending,
+// current and previous version ids, the superuser's version id and a digest of the CA bundle.
+const AnnotationMaterialFor = "kube-secrets-manager.io/material-for"
+
+// superuserValue opens the superuser ManagedSecret's AWSCURRENT value, if that secret consents to
+// this policy borrowing it. It returns the value and its version id.
+func (r *ManagedSecretReconciler) superuserValue(ctx context.Context, s *scope) ([]byte, string, error) {
 	ref := s.rot.policy.Spec.SuperuserSecretRef
 	notReady := func(why string) error {
 		return refusal{v1alpha1.ReasonSuperuserMissing, fmt.Sprintf("superuser ManagedSecret %s %s", ref.Name, why)}
@@ -564,31 +651,36 @@ func (r *ManagedSecretReconciler) superuserValue(ctx context.Context, s *scope) 
 	su := &v1alpha1.ManagedSecret{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: ref.Name}, su); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, notReady("does not exist")
+			return nil, "", notReady("does not exist")
 		}
-		return nil, err
+		return nil, "", err
+	}
+	if !rotation.SuperuserConsent(su.Annotations, s.rot.policy.Name) {
+		return nil, "", refusal{v1alpha1.ReasonSuperuserNotAllowed, fmt.Sprintf("superuser ManagedSecret %s does not let RotationPolicy %s use its credentials: add %s to its annotation %s",
+			ref.Name, s.rot.policy.Name, s.rot.policy.Name, v1alpha1.AnnotationSuperuserFor)}
 	}
 	list := &v1alpha1.SecretVersionList{}
 	if err := r.List(ctx, list, client.InNamespace(su.Namespace), client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(su.UID)}); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	cur, err := currentVersion(list.Items)
 	if err != nil {
-		return nil, notReady("has no readable AWSCURRENT version")
+		return nil, "", notReady("has no readable AWSCURRENT version")
 	}
 	v, err := r.open(ctx, su, cur)
 	if err != nil {
-		return nil, notReady("cannot be decrypted")
+		return nil, "", notReady("cannot be decrypted")
 	}
-	return v, nil
+	return v, cur.Spec.VersionID, nil
 }
 
+// deleteMaterial deletes the rotation material, if this ManagedSecret controls it.
 func (r *ManagedSecretReconciler) deleteMaterial(ctx context.Context, msec *v1alpha1.ManagedSecret) error {
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: msec.Namespace, Name: materialName(msec)}}
-	if err := r.Delete(ctx, sec); err != nil && !apierrors.IsNotFound(err) {
+	m, err := r.secretMeta(ctx, types.NamespacedName{Namespace: msec.Namespace, Name: materialName(msec)})
+	if err != nil || m == nil {
 		return err
 	}
-	return nil
+	return r.deleteIfControlled(ctx, m, msec.UID)
 }
 
 // handleRotateRequest turns a new rotate-requested-at annotation into a Job made from the
@@ -628,7 +720,15 @@ func (r *ManagedSecretReconciler) handleRotateRequest(ctx context.Context, s *sc
 	}
 	err := r.Create(ctx, job, client.FieldOwner(FieldManager))
 	if apierrors.IsAlreadyExists(err) {
-		err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(job), job)
+		// Made by an earlier attempt of this reconcile, or by someone else: only a Job this
+		// CronJob controls is used.
+		if err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(job), job); err == nil {
+			if c := metav1.GetControllerOf(job); c == nil || c.UID != cj.UID {
+				r.Recorder.Eventf(s.msec, nil, corev1.EventTypeWarning, v1alpha1.ReasonRotateRequested, "Rotate",
+					"rotation request %q ignored: a Job named %s exists and is not this secret's", req, job.Name)
+				return nil
+			}
+		}
 	}
 	if err != nil {
 		return err
@@ -639,7 +739,9 @@ func (r *ManagedSecretReconciler) handleRotateRequest(ctx context.Context, s *sc
 	return nil
 }
 
-// applyCronJob keeps the rotation CronJob as the policy describes it.
+// applyCronJob keeps the rotation CronJob as the policy describes it. It returns the desired
+// CronJob with the UID of the one in the cluster, or nil and a refusal when a CronJob of its name
+// exists that this ManagedSecret does not control (it is left alone).
 func (r *ManagedSecretReconciler) applyCronJob(ctx context.Context, s *scope, next time.Time, suspended bool) (*batchv1.CronJob, error) {
 	desired := r.desiredCronJob(s, next, suspended)
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
@@ -661,22 +763,64 @@ func (r *ManagedSecretReconciler) applyCronJob(ctx context.Context, s *scope, ne
 	ann[AnnotationSpecHash] = hash
 	u.SetAnnotations(ann)
 
-	existing := &batchv1.CronJob{}
-	err = r.Get(ctx, client.ObjectKeyFromObject(desired), existing)
-	if err == nil && existing.Annotations[AnnotationSpecHash] == hash {
-		return existing, nil
-	}
-	if err != nil && !apierrors.IsNotFound(err) {
+	existing, err := r.cronJobMeta(ctx, s.msec)
+	if err != nil {
 		return nil, err
+	}
+	if existing != nil && !isControlledBy(existing, s.msec) {
+		return nil, refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("CronJob %s exists and is not controlled by this ManagedSecret; it is left alone: delete it or rename the ManagedSecret", desired.Name)}
+	}
+	if existing != nil && existing.GetAnnotations()[AnnotationSpecHash] == hash {
+		desired.UID = existing.GetUID()
+		return desired, nil
+	}
+	if existing == nil {
+		// Created, never applied over, so a CronJob someone makes at the same moment is not
+		// taken over.
+		created := desired.DeepCopy()
+		created.Annotations = ann
+		err := r.Create(ctx, created, client.FieldOwner(FieldManager))
+		if apierrors.IsAlreadyExists(err) {
+			return nil, refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("CronJob %s appeared while it was being created; checking who owns it", desired.Name)}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := r.upgradeToApply(ctx, created); err != nil {
+			return nil, err
+		}
+		desired.UID = created.UID
+		return desired, nil
 	}
 	if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return nil, err
 	}
-	applied := &batchv1.CronJob{}
-	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(desired), applied); err != nil {
+	desired.UID = existing.GetUID()
+	return desired, nil
+}
+
+// cronJobMeta returns the CronJob under the ManagedSecret's CronJob name: from the cache when it
+// carries the operator's label, otherwise with one metadata-only GET; nil when there is none.
+func (r *ManagedSecretReconciler) cronJobMeta(ctx context.Context, msec *v1alpha1.ManagedSecret) (client.Object, error) {
+	key := types.NamespacedName{Namespace: msec.Namespace, Name: cronJobName(msec)}
+	cj := &batchv1.CronJob{}
+	err := r.Get(ctx, key, cj)
+	if err == nil {
+		return cj, nil
+	}
+	if !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	return applied, nil
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("CronJob"))
+	err = r.APIReader.Get(ctx, key, m)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func (r *ManagedSecretReconciler) desiredCronJob(s *scope, next time.Time, suspended bool) *batchv1.CronJob {
@@ -770,31 +914,30 @@ func (r *ManagedSecretReconciler) desiredCronJob(s *scope, next time.Time, suspe
 }
 
 // removeRotation deletes the CronJob and material of a ManagedSecret whose rotation was detached
-// (or that is marked for deletion). It looks in the cache each time, so a failed delete is retried.
+// (or that is marked for deletion), when this ManagedSecret controls them. It looks each time, so
+// a failed delete is retried.
 func (r *ManagedSecretReconciler) removeRotation(ctx context.Context, s *scope) error {
-	cj := &batchv1.CronJob{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: cronJobName(s.msec)}, cj)
-	if apierrors.IsNotFound(err) {
-		if s.before.Rotation == nil {
-			return nil
-		}
-		return r.deleteMaterial(ctx, s.msec)
-	}
+	cj, err := r.cronJobMeta(ctx, s.msec)
 	if err != nil {
 		return err
 	}
-	if err := r.Delete(ctx, cj, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil && !apierrors.IsNotFound(err) {
-		return err
+	if cj == nil && s.before.Rotation == nil {
+		return nil
+	}
+	if cj != nil {
+		if err := r.deleteIfControlled(ctx, cj, s.msec.UID, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+			return err
+		}
 	}
 	return r.deleteMaterial(ctx, s.msec)
 }
 
-// suspendCronJob stops an existing CronJob from starting Jobs nobody would serve (the policy is
-// missing or its schedule invalid).
+// suspendCronJob stops the ManagedSecret's CronJob from starting Jobs nobody would serve (the
+// policy is missing, not allowed, or its schedule invalid).
 func (r *ManagedSecretReconciler) suspendCronJob(ctx context.Context, s *scope) error {
 	cj := &batchv1.CronJob{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: cronJobName(s.msec)}, cj)
-	if apierrors.IsNotFound(err) || (err == nil && cj.Spec.Suspend != nil && *cj.Spec.Suspend) {
+	if apierrors.IsNotFound(err) || (err == nil && (!isControlledBy(cj, s.msec) || (cj.Spec.Suspend != nil && *cj.Spec.Suspend))) {
 		return nil
 	}
 	if err != nil {
@@ -804,7 +947,7 @@ func (r *ManagedSecretReconciler) suspendCronJob(ctx context.Context, s *scope) 
 }
 
 func scheduleSpec(p *v1alpha1.RotationPolicy) schedule.Spec {
-	sp := schedule.Spec{Cron: p.Spec.Schedule.Cron, TimeZone: p.Spec.Schedule.TimeZone, Window: p.Spec.Schedule.Window}
+	sp := schedule.Spec{Cron: p.Spec.Schedule.Cron, Expression: p.Spec.Schedule.Expression, TimeZone: p.Spec.Schedule.TimeZone, Window: p.Spec.Schedule.Window}
 	if p.Spec.Schedule.EveryDays != nil {
 		sp.EveryDays = int(*p.Spec.Schedule.EveryDays)
 	}

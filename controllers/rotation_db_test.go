@@ -48,6 +48,7 @@ func TestPostgreSQLAlternatingUsersRotation(t *testing.T) {
 	u := testdb.PostgresUser(t, admin, "")
 	ns := newNamespace(t)
 	dbSecret(t, ns, "pg-admin", "postgres", su, 5432, "")
+	superuserFor(t, ns, "pg-admin", "alt")
 	if err := k8s.Create(ctx, policy(ns, "alt", v1alpha1.StrategyPostgreSQLAlternatingUsers, func(s *v1alpha1.RotationPolicySpec) {
 		s.SuperuserSecretRef = &v1alpha1.LocalObjectReference{Name: "pg-admin"}
 	})); err != nil {
@@ -101,6 +102,7 @@ func TestMySQLAlternatingUsersRotation(t *testing.T) {
 	u := testdb.MySQLUser(t, admin)
 	ns := newNamespace(t)
 	dbSecret(t, ns, "my-admin", "mysql", su, 3306, "")
+	superuserFor(t, ns, "my-admin", "alt")
 	if err := k8s.Create(ctx, policy(ns, "alt", v1alpha1.StrategyMySQLAlternatingUsers, func(s *v1alpha1.RotationPolicySpec) {
 		s.SuperuserSecretRef = &v1alpha1.LocalObjectReference{Name: "my-admin"}
 	})); err != nil {
@@ -131,6 +133,7 @@ func TestFailedRotationKeepsCurrentAndRecovers(t *testing.T) {
 	u := testdb.PostgresUser(t, admin, "")
 	ns := newNamespace(t)
 	dbSecret(t, ns, "pg-admin", "postgres", su, 5432, "")
+	superuserFor(t, ns, "pg-admin", "alt")
 	if err := k8s.Create(ctx, policy(ns, "alt", v1alpha1.StrategyPostgreSQLAlternatingUsers, func(s *v1alpha1.RotationPolicySpec) {
 		s.SuperuserSecretRef = &v1alpha1.LocalObjectReference{Name: "pg-admin"}
 	})); err != nil {

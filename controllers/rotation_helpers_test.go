@@ -55,6 +55,17 @@ func startJob(t *testing.T, cj *batchv1.CronJob, name string) *batchv1.Job {
 	if err := k8s.Create(context.Background(), job); err != nil {
 		t.Fatal(err)
 	}
+	// The CronJob controller lists the Jobs it started in status.active; the operator serves only
+	// those (or Jobs it made itself).
+	eventually(t, "CronJob status.active lists "+name, func() error {
+		fresh := &batchv1.CronJob{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(cj), fresh); err != nil {
+			return err
+		}
+		fresh.Status.Active = append(fresh.Status.Active, corev1.ObjectReference{APIVersion: "batch/v1", Kind: "Job",
+			Namespace: job.Namespace, Name: job.Name, UID: job.UID, ResourceVersion: job.ResourceVersion})
+		return k8s.Status().Update(context.Background(), fresh)
+	})
 	return job
 }
 

@@ -38,7 +38,7 @@ func policy(ns, name, strategy string, mutate ...func(*v1alpha1.RotationPolicySp
 func dbSecret(t *testing.T, ns, name, engine string, u testdb.User, port int, policyName string) *v1alpha1.ManagedSecret {
 	t.Helper()
 	ctx := context.Background()
-	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-import"}, StringData: map[string]string{
+	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-import", Annotations: importConsent(name)}, StringData: map[string]string{
 		"engine": engine, "host": "127.0.0.1", "port": fmt.Sprint(port), "username": u.Name, "password": u.Password, "dbname": "postgres",
 	}}
 	if engine != "postgres" {

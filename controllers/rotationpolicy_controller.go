@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/schedule"
 )
 
@@ -22,6 +23,9 @@ import (
 // longer than the interval of any cron expression).
 type RotationPolicyReconciler struct {
 	client.Client
+	// Allow and RotationImage are the operator's bounds on rotation pods.
+	Allow         rotation.Allow
+	RotationImage string
 }
 
 // +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=rotationpolicies/status,verbs=patch
@@ -36,6 +40,8 @@ func (r *RotationPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		Message: "the schedule is valid", ObservedGeneration: p.Generation, LastTransitionTime: metav1.NewTime(time.Now().UTC().Truncate(time.Second))}
 	if _, err := schedule.Parse(scheduleSpec(p)); err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1alpha1.ReasonInvalidSchedule, err.Error()
+	} else if err := r.Allow.Admit(p.Namespace, p.Spec, r.RotationImage); err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1alpha1.ReasonPolicyNotAllowed, err.Error()
 	} else if p.Spec.Suspend != nil && *p.Spec.Suspend {
 		cond.Reason, cond.Message = v1alpha1.ReasonSuspended, "the schedule is valid; rotations are suspended"
 	}

@@ -21,6 +21,8 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
 )
 
@@ -37,6 +39,11 @@ type Options struct {
 	// WatchNamespaces restricts the operator to these namespaces (default: all).
 	WatchNamespaces []string
 	RotationImage   string
+	// RotationAllow bounds what RotationPolicies may ask of rotation pods.
+	RotationAllow rotation.Allow
+	// AllowedTargetPrefixes lets target labels and annotations use these control prefixes
+	// (objects.ControlPrefixes), such as a replication add-on's.
+	AllowedTargetPrefixes []string
 }
 
 // DefaultOptions are the flag defaults.
@@ -62,8 +69,8 @@ func Scheme() *runtime.Scheme {
 
 // NewManager loads (or creates) the keyring and returns a manager with the controllers registered.
 func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error) {
-	if o.ValueLimit < 1 || o.ValueLimit > 512*1024 {
-		return nil, fmt.Errorf("the value size limit must be between 1 and 524288 bytes")
+	if o.ValueLimit < 1 || o.ValueLimit > value.MaxLimit {
+		return nil, fmt.Errorf("the value size limit must be between 1 and %d bytes (AWS's limit, which the SecretVersion schema is sized for)", value.MaxLimit)
 	}
 	scheme := Scheme()
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})
@@ -92,12 +99,14 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		KeyringNamespace: o.Namespace,
 		KeyringSecret:    o.KeyringSecret,
 		RotationImage:    o.RotationImage,
+		RotationAllow:    o.RotationAllow,
+		TargetPrefixes:   o.AllowedTargetPrefixes,
 		Workers:          o.Workers,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := (&RotationPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&RotationPolicyReconciler{Client: mgr.GetClient(), Allow: o.RotationAllow, RotationImage: o.RotationImage}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -110,9 +119,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	return mgr, nil
 }
 
-// managerOptions configures the cache to hold only what the operator owns: Secrets are listed and
-// watched only with the operator's label, never cluster-wide, and a read of a type without an
-// informer fails instead of silently starting a cluster-wide one.
+// managerOptions configures the cache to hold only what the operator owns: Secrets, Jobs and
+// CronJobs are listed and watched only with the operator's label, never cluster-wide, and a read
+// of a type without an informer fails instead of silently starting a cluster-wide one. Anyone who
+// may create Secrets can set that label, so Secrets are cached as metadata only (the controller
+// watches them with OnlyMetadata, and data is read with a GET when needed), and every cached
+// object is trimmed to what the operator reads (objects.TrimForCache): memory does not grow with
+// what tenants write.
 func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 	owned, err := labels.NewRequirement(v1alpha1.LabelManagedSecretUID, selection.Exists, nil)
 	if err != nil {
@@ -129,9 +142,9 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 		LeaderElectionNamespace: o.Namespace,
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}:   {Label: labels.NewSelector().Add(*owned)},
-				&batchv1.Job{}:     {Label: labels.NewSelector().Add(*owned)},
-				&batchv1.CronJob{}: {Label: labels.NewSelector().Add(*owned)},
+				&corev1.Secret{}:   {Label: labels.NewSelector().Add(*owned), Transform: objects.TrimForCache},
+				&batchv1.Job{}:     {Label: labels.NewSelector().Add(*owned), Transform: objects.TrimForCache},
+				&batchv1.CronJob{}: {Label: labels.NewSelector().Add(*owned), Transform: objects.TrimForCache},
 			},
 			DefaultTransform:            cache.TransformStripManagedFields(),
 			ReaderFailOnMissingInformer: true,

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 )
 
 // The suite runs the real manager (the same NewManager main uses) against a real kube-apiserver
@@ -116,6 +117,8 @@ func TestMain(m *testing.M) {
 		suiteOpts.MetricsAddr, suiteOpts.ProbeAddr = "0", "0"
 		suiteOpts.Namespace = "kube-secrets-manager"
 		suiteOpts.RotationImage = "kube-secrets-manager:test"
+		// What the suite's policies ask of rotation pods; everything else is refused (tested).
+		suiteOpts.RotationAllow = rotation.Allow{Images: []string{"registry.example/rotators/*"}, ServiceAccounts: []string{"rotator"}, Scheduling: true}
 		if w := os.Getenv("KSM_WORKERS"); w != "" {
 			fmt.Sscanf(w, "%d", &suiteOpts.Workers)
 		}

@@ -21,7 +21,7 @@ func canarySource(t *testing.T, ns, name string) string {
 	t.Helper()
 	canary := fmt.Sprintf("CANARY-%s-%d", name, len(ns)*7919)
 	ctx := context.Background()
-	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-src"},
+	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-src", Annotations: importConsent(name)},
 		Data: map[string][]byte{"password": []byte(canary)}}
 	if err := k8s.Create(ctx, src); err != nil {
 		t.Fatal(err)

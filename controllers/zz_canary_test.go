@@ -28,7 +28,7 @@ func TestNoValueLeaksIntoLogsEventsOrStatus(t *testing.T) {
 	ns := newNamespace(t)
 
 	// A few more failure paths that carry a canary value.
-	big := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "big"},
+	big := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "big", Annotations: importConsent("too-big")},
 		Data: map[string][]byte{"blob": []byte(canaryPrefix + strings.Repeat("y", 70000))}}
 	if err := k8s.Create(ctx, big); err != nil {
 		t.Fatal(err)

@@ -38,9 +38,14 @@ type RotationPolicySpec struct {
 	// +optional
 	SuperuserSecretRef *LocalObjectReference `json:"superuserSecretRef,omitempty"`
 
-	// pod settings for the rotation Jobs.
+	// pod settings for the rotation Jobs. What a policy may ask for (image, service account,
+	// host network, node selection) is bounded by the operator's settings.
 	// +optional
 	Pod *RotationPodSpec `json:"pod,omitempty"`
+
+	// tls configures how rotation pods verify the database's certificate.
+	// +optional
+	TLS *RotationTLS `json:"tls,omitempty"`
 
 	// attempts is how many times a rotation Job's pod may be tried, 1-10 (default 3).
 	// +optional
@@ -55,7 +60,8 @@ type RotationPolicySpec struct {
 
 // RotationSchedule is AWS's RotationRules: a cron expression or every N days, a time zone and a
 // window.
-// +kubebuilder:validation:XValidation:rule="has(self.cron) != has(self.everyDays)",message="set exactly one of schedule.cron or schedule.everyDays"
+// +kubebuilder:validation:XValidation:rule="(has(self.cron) ? 1 : 0) + (has(self.everyDays) ? 1 : 0) + (has(self.expression) ? 1 : 0) == 1",message="set exactly one of schedule.cron, schedule.everyDays or schedule.expression"
+// +kubebuilder:validation:XValidation:rule="!has(self.expression) || !has(self.timeZone)",message="schedule.expression is in UTC, as in AWS; drop schedule.timeZone, or use schedule.cron with a time zone"
 // +kubebuilder:validation:XValidation:rule="!has(self.cron) || !has(self.window) || self.cron.trim().startsWith('@') || self.cron.trim().matches('^[0-9]+\\\\s')",message="schedule.window is longer than the interval: this cron expression runs more than once an hour, and a window is at least 1h; drop the window or rotate at most hourly"
 // +kubebuilder:validation:XValidation:rule="!has(self.cron) || !has(self.window) || self.window == '1h' || !self.cron.trim().matches('^\\\\S+\\\\s+\\\\*\\\\s')",message="schedule.window is longer than the interval: this cron expression runs every hour, so the window may be at most 1h"
 // +kubebuilder:validation:XValidation:rule="!has(self.cron) || !has(self.window) || !self.cron.trim().matches('^[0-9]+\\\\s+\\\\*/[0-9]+\\\\s') || int(self.window.substring(0, size(self.window) - 1)) <= int(self.cron.trim().find('\\\\*/[0-9]+').substring(2))",message="schedule.window is longer than the interval: the hour field */N runs every N hours, so the window may be at most Nh"
@@ -73,6 +79,15 @@ type RotationSchedule struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	EveryDays *int32 `json:"everyDays,omitempty"`
+
+	// expression is AWS's ScheduleExpression, copied unchanged from an AWS rotation rule:
+	// rate(N days), rate(N hours) (4-23) or cron(Minutes Hours Day-of-month Month Day-of-week
+	// Year) with AWS's rules (minutes 0, day-of-week 1-7 = SUN-SAT, L, #, ?, year *), in UTC.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches('^\\\\s*(rate|cron)\\\\(.*\\\\)\\\\s*$')",message="schedule.expression must be rate(...) or cron(...), as in AWS, for example rate(30 days) or cron(0 4 ? * SUN *)"
+	Expression string `json:"expression,omitempty"`
 
 	// timeZone is an IANA time zone name for the cron expression (default UTC).
 	// +optional
@@ -116,6 +131,18 @@ type RotationPodSpec struct {
 	// +kubebuilder:validation:Minimum=10
 	// +kubebuilder:validation:Maximum=86400
 	TimeoutSeconds *int64 `json:"timeoutSeconds,omitempty"`
+}
+
+// RotationTLS configures certificate verification for database strategies.
+type RotationTLS struct {
+	// caBundle is a PEM bundle of CA certificates that verify the database server's certificate.
+	// With "ssl": true in the secret's value the rotation pod requires TLS and verifies the
+	// certificate and host name against it (verify-full); the operator's image has no system CA
+	// roots, so ssl: true needs this bundle there.
+	// +optional
+	// +kubebuilder:validation:MaxLength=65536
+	// +kubebuilder:validation:XValidation:rule="self.contains('-----BEGIN CERTIFICATE-----')",message="tls.caBundle must hold PEM certificates (-----BEGIN CERTIFICATE-----)"
+	CABundle string `json:"caBundle,omitempty"`
 }
 
 // RotationPolicyStatus is the observed state of a RotationPolicy.

@@ -30,6 +30,16 @@ const (
 	// resource actions and `kubectl annotate` can set it). status.rotation.lastHandledRequest echoes
 	// the value once handled.
 	AnnotationRotateRequestedAt = "kube-secrets-manager.io/rotate-requested-at"
+
+	// AnnotationImportAllowedFor on a Secret is its owner's consent to being imported: a
+	// comma-separated list of the ManagedSecrets (in the Secret's namespace) whose fromSecret may
+	// read it. The operator reads sources with its own rights, so without this consent anyone who
+	// may create a ManagedSecret could copy any Secret of the namespace.
+	AnnotationImportAllowedFor = "kube-secrets-manager.io/import-allowed-for"
+
+	// AnnotationSuperuserFor on a ManagedSecret lets RotationPolicies borrow its credentials as
+	// their superuserSecretRef: a comma-separated list of policy names in the same namespace.
+	AnnotationSuperuserFor = "kube-secrets-manager.io/superuser-for-policies"
 )
 
 // AWS's staging labels.
@@ -68,6 +78,14 @@ const (
 	ReasonJobStoodDown      = "ConcurrentJobRemoved"
 	ReasonRotateRequested   = "RotateRequested"
 	ReasonRotationCancelled = "RotationCancelled"
+	// ReasonPolicyNotAllowed: the policy asks for pod settings the operator does not allow.
+	ReasonPolicyNotAllowed = "PolicyNotAllowed"
+	// ReasonSuperuserNotAllowed: the superuser ManagedSecret does not name the policy in its
+	// superuser-for-policies annotation.
+	ReasonSuperuserNotAllowed = "SuperuserNotAllowed"
+	// ReasonObjectConflict: an object of the name the operator needs (a CronJob or the rotation
+	// material Secret) exists and is not controlled by this ManagedSecret; it is left alone.
+	ReasonObjectConflict = "ObjectConflict"
 )
 
 // Reasons of the Ready condition.
@@ -75,6 +93,7 @@ const (
 	ReasonReady              = "Projected"
 	ReasonAwaitingValue      = "AwaitingValue"
 	ReasonSourceNotFound     = "SourceNotFound"
+	ReasonSourceNotAllowed   = "SourceNotAllowed"
 	ReasonInvalidSource      = "InvalidSource"
 	ReasonValueTooLarge      = "ValueTooLarge"
 	ReasonInvalidPolicy      = "InvalidPasswordPolicy"
@@ -90,6 +109,7 @@ const (
 	ReasonSecretProjected    = "SecretProjected"
 	ReasonVersionsPruned     = "VersionsPruned"
 	ReasonOrphanedProjection = "StaleProjectionRemoved"
+	ReasonRequestRefused     = "RequestRefused"
 )
 
 // LocalObjectReference names an object in the same namespace.

@@ -45,7 +45,7 @@ log "installing the chart"
 "${HELM}" install kube-secrets-manager "${ROOT}/charts/kube-secrets-manager" --kubeconfig "${kubeconfig}" \
   --namespace kube-secrets-manager --create-namespace \
   --set image.tag=e2e --set image.pullPolicy=Never \
-  --set hostNetwork=true --set probePort=18081 --set metrics.port=18080 \
+  --set hostNetwork=true --set probePort=18081 --set metrics.port=18080 --set rotationPods.allowHostNetwork=true \
   --set-json "env=[{\"name\":\"KUBERNETES_SERVICE_HOST\",\"value\":\"127.0.0.1\"},{\"name\":\"KUBERNETES_SERVICE_PORT\",\"value\":\"${API_PORT}\"}]" \
   --wait --timeout 120s >/dev/null
 

@@ -339,7 +339,9 @@ func (r *runner) roundTrip(ctx context.Context, msec *v1alpha1.ManagedSecret, re
 		defer cancel()
 		_ = r.c.Delete(cleanup, sec)
 	}()
-	if req.Mutating() {
+	if req.Mutating() || req.ReadsOtherVersion() {
+		// Changing a secret, or reading a version other than AWSCURRENT, counts only once the
+		// ManagedSecret confirms the request (patch permission on it).
 		confirm := request.Confirmation(req.Op, string(sec.UID), sec.ResourceVersion)
 		if err := r.annotate(ctx, msec, map[string]any{request.AnnotationPrefix + sec.Name: confirm}, ""); err != nil {
 			return request.Result{}, nil, err

@@ -2,7 +2,8 @@
 // PostgreSQL and MySQL/MariaDB, following AWS's rotation templates: every setSecret first tries the
 // pending credentials and does nothing if they work; passwords are bound as parameters and
 // identifiers quoted by the server; the alternating strategies refuse to act unless the current
-// credentials log in. Errors never include a password.
+// credentials log in. Errors never include a password. TLS follows the secret's "ssl" key and the
+// material's CA bundle (tls.go).
 package dbrotate
 
 import (
@@ -33,7 +34,9 @@ type Creds struct {
 	Username string
 	Password string
 	DBName   string
-	// SSL: nil tries TLS and falls back to plaintext; true requires TLS; false never uses it.
+	// SSL: true is verify-full (TLS required, the certificate verified against the material's CA
+	// bundle or else the system roots, the host name checked); false never uses TLS; nil prefers
+	// TLS (verified when there is a CA bundle) and uses plaintext only when the server offers no TLS.
 	SSL *bool
 }
 
@@ -93,10 +96,20 @@ type Material struct {
 	Current, Pending Creds
 	Previous         *Creds
 	Superuser        *Creds
+	// CABundle is the PEM CA bundle (the material's ca.crt, from the RotationPolicy's
+	// spec.tls.caBundle) that verifies the database's certificate; nil when there is none.
+	CABundle []byte
 }
 
-// ErrNoLogin is AWS's message when no known credentials log in.
+// ErrNoLogin is AWS's message when no known credentials log in. The returned errors wrap it and
+// say why the current credentials did not log in.
 var ErrNoLogin = errors.New("unable to log into database with previous, current, or pending secret")
+
+// noLogin is ErrNoLogin with the reason the current credentials failed (host, user, SQL state or
+// the kind of TLS failure; never a password).
+func noLogin(reason error) error {
+	return fmt.Errorf("%w: %w", ErrNoLogin, reason)
+}
 
 // checkAlternate is AWS's check that the pending user is the current user's alternate.
 func checkAlternate(m Material, limit int) error {

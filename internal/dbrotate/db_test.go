@@ -2,6 +2,7 @@ package dbrotate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ func pgCreds(u testdb.User) Creds {
 	return Creds{Engine: "postgres", Host: "127.0.0.1", Port: 5432, Username: u.Name, Password: u.Password, DBName: "postgres"}
 }
 
-func pgLogin(c Creds) bool { return pgCanLogin(context.Background(), c) }
+func pgLogin(c Creds) bool { return pgCanLogin(context.Background(), c, nil) }
 
 func randomPassword() string { return testdb.RandomPassword() }
 
@@ -61,7 +62,7 @@ func TestPostgreSQLSingleUser(t *testing.T) {
 	next := pend
 	next.Password = randomPassword()
 	err := s.Set(ctx, Material{Current: cur, Pending: next})
-	if err != ErrNoLogin {
+	if !errors.Is(err, ErrNoLogin) {
 		t.Fatalf("err = %v, want ErrNoLogin", err)
 	}
 	// With the working credentials as AWSPREVIOUS (a rollback happened), the ladder uses them.
@@ -97,7 +98,7 @@ func TestPostgreSQLAlternatingUsers(t *testing.T) {
 	if !pgLogin(clone) || !pgLogin(cur) {
 		t.Fatal("after alternating, both users must log in")
 	}
-	conn, err := pgConnect(ctx, clone)
+	conn, err := pgConnect(ctx, clone, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func mysqlCreds(u testdb.User) Creds {
 	return Creds{Engine: "mysql", Host: "127.0.0.1", Port: 3306, Username: u.Name, Password: u.Password}
 }
 
-func mysqlLogin(c Creds) bool { return mysqlCanLogin(context.Background(), c) }
+func mysqlLogin(c Creds) bool { return mysqlCanLogin(context.Background(), c, nil) }
 
 func TestMySQLSingleUser(t *testing.T) {
 	ctx := context.Background()

@@ -22,7 +22,14 @@ type MySQL struct {
 
 const mysqlDefaultPort = 3306
 
-func mysqlOpen(ctx context.Context, c Creds) (*sql.DB, error) {
+// mysqlOpen logs in with the credentials, using TLS as their ssl setting and the material's CA
+// bundle say (see tls.go). The driver falls back to plaintext (when allowed) only when the server
+// does not announce TLS; a failed handshake is an error.
+func mysqlOpen(ctx context.Context, c Creds, caBundle []byte) (*sql.DB, error) {
+	plan, err := planTLS(c, caBundle)
+	if err != nil {
+		return nil, err
+	}
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd = c.Username, c.Password
 	cfg.Net, cfg.Addr = "tcp", fmt.Sprintf("%s:%d", c.Host, c.Port)
@@ -31,12 +38,10 @@ func mysqlOpen(ctx context.Context, c Creds) (*sql.DB, error) {
 	// Client-side interpolation escapes every bound value; statements such as ALTER USER and
 	// CREATE USER cannot be server-side prepared with placeholders.
 	cfg.InterpolateParams = true
-	switch {
-	case c.SSL == nil:
-		cfg.TLSConfig = "preferred"
-	case *c.SSL:
-		cfg.TLSConfig = "true"
-	default:
+	if plan.config != nil {
+		cfg.TLS = plan.config
+		cfg.AllowFallbackToPlaintext = !plan.required
+	} else {
 		cfg.TLSConfig = "false"
 	}
 	connector, err := mysql.NewConnector(cfg)
@@ -50,18 +55,23 @@ func mysqlOpen(ctx context.Context, c Creds) (*sql.DB, error) {
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("connecting to %s:%d as %s failed", c.Host, c.Port, c.Username)
+		return nil, newConnectError(c, plan, err)
 	}
 	return db, nil
 }
 
-func mysqlCanLogin(ctx context.Context, c Creds) bool {
-	db, err := mysqlOpen(ctx, c)
+// mysqlTryLogin reports why the credentials do not log in, or nil when they do.
+func mysqlTryLogin(ctx context.Context, c Creds, caBundle []byte) error {
+	db, err := mysqlOpen(ctx, c, caBundle)
 	if err != nil {
-		return false
+		return err
 	}
 	db.Close()
-	return true
+	return nil
+}
+
+func mysqlCanLogin(ctx context.Context, c Creds, caBundle []byte) bool {
+	return mysqlTryLogin(ctx, c, caBundle) == nil
 }
 
 // serverInfo tells MariaDB from MySQL and the username limit of the server version.
@@ -97,7 +107,10 @@ func parseServerVersion(v string) serverInfo {
 
 // Set makes the database accept the pending credentials.
 func (p MySQL) Set(ctx context.Context, m Material) error {
-	if mysqlCanLogin(ctx, m.Pending) {
+	if err := m.checkTLS(); err != nil {
+		return err
+	}
+	if mysqlCanLogin(ctx, m.Pending, m.CABundle) {
 		return nil
 	}
 	if m.Current.Host != m.Pending.Host {
@@ -112,14 +125,17 @@ func (p MySQL) Set(ctx context.Context, m Material) error {
 	if m.Current.Username != m.Pending.Username {
 		return errors.New("the pending username differs from the current username")
 	}
-	db, err := mysqlOpen(ctx, m.Current)
+	db, err := mysqlOpen(ctx, m.Current, m.CABundle)
 	if err != nil && m.Previous != nil && m.Previous.Username == m.Pending.Username && m.Previous.Host == m.Pending.Host {
 		prev := *m.Previous
 		prev.SSL = m.Current.SSL
-		db, err = mysqlOpen(ctx, prev)
+		var prevErr error
+		if db, prevErr = mysqlOpen(ctx, prev, m.CABundle); prevErr == nil {
+			err = nil
+		}
 	}
 	if err != nil {
-		return ErrNoLogin
+		return noLogin(err)
 	}
 	defer db.Close()
 	info, err := mysqlServer(ctx, db)
@@ -142,15 +158,15 @@ func (p MySQL) setAlternating(ctx context.Context, m Material) error {
 	if m.Superuser == nil {
 		return errors.New("the alternating-users strategy needs the superuser credentials")
 	}
-	if !mysqlCanLogin(ctx, m.Current) {
-		return errors.New("unable to log into database with the current secret; rotation refused")
+	if err := mysqlTryLogin(ctx, m.Current, m.CABundle); err != nil {
+		return fmt.Errorf("unable to log into database with the current secret; rotation refused: %w", err)
 	}
 	su := *m.Superuser
 	su.DBName = m.Current.DBName
 	if su.Host != m.Current.Host {
 		return errors.New("the superuser's host differs from the current host")
 	}
-	db, err := mysqlOpen(ctx, su)
+	db, err := mysqlOpen(ctx, su, m.CABundle)
 	if err != nil {
 		return fmt.Errorf("logging in as the superuser failed: %w", err)
 	}
@@ -222,7 +238,10 @@ func throwaway() string {
 
 // Test logs in with the pending credentials and runs a harmless query.
 func (MySQL) Test(ctx context.Context, m Material) error {
-	db, err := mysqlOpen(ctx, m.Pending)
+	if err := m.checkTLS(); err != nil {
+		return fmt.Errorf("testSecret: %w", err)
+	}
+	db, err := mysqlOpen(ctx, m.Pending, m.CABundle)
 	if err != nil {
 		return fmt.Errorf("testSecret: %w", err)
 	}

@@ -2,9 +2,13 @@ package dbrotate
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,11 +23,9 @@ type PostgreSQL struct {
 
 const postgresDefaultPort = 5432
 
+// pgConnString leaves TLS off: pgConnect negotiates it itself (pgNegotiateTLS), because pgx's
+// sslmode=prefer falls back to plaintext after any TLS failure, a failed verification included.
 func pgConnString(c Creds) string {
-	mode := "prefer"
-	if c.SSL != nil {
-		mode = map[bool]string{true: "verify-full", false: "disable"}[*c.SSL]
-	}
 	db := c.DBName
 	if db == "" {
 		db = "postgres"
@@ -34,36 +36,102 @@ func pgConnString(c Creds) string {
 	}
 	return strings.Join([]string{
 		kv("host", c.Host), kv("port", fmt.Sprint(c.Port)), kv("user", c.Username),
-		kv("password", c.Password), kv("dbname", db), kv("sslmode", mode),
+		kv("password", c.Password), kv("dbname", db), kv("sslmode", "disable"),
 		kv("connect_timeout", fmt.Sprint(int(ConnectTimeout.Seconds()))),
 	}, " ")
 }
 
-func pgConnect(ctx context.Context, c Creds) (*pgx.Conn, error) {
+// pgConnect logs in with the credentials, using TLS as their ssl setting and the material's CA
+// bundle say (see tls.go).
+func pgConnect(ctx context.Context, c Creds, caBundle []byte) (*pgx.Conn, error) {
+	plan, err := planTLS(c, caBundle)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := pgx.ParseConfig(pgConnString(c))
 	if err != nil {
 		// The parse error could quote the connection string; say only that it is invalid.
 		return nil, errors.New("the credentials do not form a valid PostgreSQL connection")
 	}
+	cfg.TLSConfig, cfg.Fallbacks = nil, nil
+	if plan.config != nil {
+		cfg.AfterNetConnect = func(ctx context.Context, _ *pgconn.Config, conn net.Conn) (net.Conn, error) {
+			return pgNegotiateTLS(ctx, conn, plan)
+		}
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s:%d as %s failed", c.Host, c.Port, c.Username)
+		return nil, newConnectError(c, plan, err)
 	}
 	return conn, nil
 }
 
-func pgCanLogin(ctx context.Context, c Creds) bool {
-	conn, err := pgConnect(ctx, c)
+var (
+	errPgNoTLS       = errors.New("the server refused TLS")
+	errPgBadSSLReply = errors.New("the server answered the TLS request with neither S nor N")
+)
+
+// pgNegotiateTLS sends PostgreSQL's SSLRequest. The server answers S (go on in TLS) or N (no
+// TLS: plaintext, unless TLS is required). Unix-domain sockets never use TLS, as with libpq.
+// On an error it returns conn as well: pgx closes what AfterNetConnect returns.
+func pgNegotiateTLS(ctx context.Context, conn net.Conn, plan tlsPlan) (net.Conn, error) {
+	if conn.RemoteAddr() != nil && conn.RemoteAddr().Network() == "unix" {
+		return conn, nil
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	// Length 8, request code 80877103 (1234 in the high 16 bits, 5679 in the low).
+	if _, err := conn.Write([]byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}); err != nil {
+		return conn, err
+	}
+	var reply [1]byte
+	if _, err := io.ReadFull(conn, reply[:]); err != nil {
+		return conn, err
+	}
+	switch reply[0] {
+	case 'S':
+		tc := tls.Client(conn, plan.config)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return conn, err
+		}
+		_ = conn.SetDeadline(time.Time{})
+		return tc, nil
+	case 'N':
+		if plan.required {
+			return conn, errPgNoTLS
+		}
+		_ = conn.SetDeadline(time.Time{})
+		return conn, nil
+	}
+	return conn, errPgBadSSLReply
+}
+
+// pgTryLogin reports why the credentials do not log in, or nil when they do.
+func pgTryLogin(ctx context.Context, c Creds, caBundle []byte) error {
+	conn, err := pgConnect(ctx, c, caBundle)
 	if err != nil {
-		return false
+		return err
 	}
 	defer conn.Close(ctx)
-	return conn.Ping(ctx) == nil
+	if err := conn.Ping(ctx); err != nil {
+		return fmt.Errorf("connecting to %s:%d as %s failed: %s", c.Host, c.Port, c.Username, pgErrorCode(err))
+	}
+	return nil
+}
+
+func pgCanLogin(ctx context.Context, c Creds, caBundle []byte) bool {
+	return pgTryLogin(ctx, c, caBundle) == nil
 }
 
 // Set makes the database accept the pending credentials.
 func (p PostgreSQL) Set(ctx context.Context, m Material) error {
-	if pgCanLogin(ctx, m.Pending) {
+	if err := m.checkTLS(); err != nil {
+		return err
+	}
+	if pgCanLogin(ctx, m.Pending, m.CABundle) {
 		return nil
 	}
 	if m.Current.Host != m.Pending.Host {
@@ -79,15 +147,17 @@ func (p PostgreSQL) Set(ctx context.Context, m Material) error {
 		return errors.New("the pending username differs from the current username")
 	}
 	// Log in with current, or else previous (after an interrupted rotation).
-	login := m.Current
-	conn, err := pgConnect(ctx, login)
+	conn, err := pgConnect(ctx, m.Current, m.CABundle)
 	if err != nil && m.Previous != nil && m.Previous.Username == m.Pending.Username && m.Previous.Host == m.Pending.Host {
 		prev := *m.Previous
 		prev.SSL = m.Current.SSL
-		conn, err = pgConnect(ctx, prev)
+		var prevErr error
+		if conn, prevErr = pgConnect(ctx, prev, m.CABundle); prevErr == nil {
+			err = nil
+		}
 	}
 	if err != nil {
-		return ErrNoLogin
+		return noLogin(err)
 	}
 	defer conn.Close(ctx)
 	return pgSetPassword(ctx, conn, m.Pending.Username, m.Pending.Password)
@@ -98,15 +168,15 @@ func (p PostgreSQL) setAlternating(ctx context.Context, m Material) error {
 		return errors.New("the alternating-users strategy needs the superuser credentials")
 	}
 	// Refuse to act for someone who cannot log in as the current user (AWS's confused-deputy guard).
-	if !pgCanLogin(ctx, m.Current) {
-		return errors.New("unable to log into database with the current secret; rotation refused")
+	if err := pgTryLogin(ctx, m.Current, m.CABundle); err != nil {
+		return fmt.Errorf("unable to log into database with the current secret; rotation refused: %w", err)
 	}
 	su := *m.Superuser
 	su.DBName = m.Current.DBName
 	if su.Host != m.Current.Host {
 		return errors.New("the superuser's host differs from the current host")
 	}
-	conn, err := pgConnect(ctx, su)
+	conn, err := pgConnect(ctx, su, m.CABundle)
 	if err != nil {
 		return fmt.Errorf("logging in as the superuser failed: %w", err)
 	}
@@ -165,7 +235,10 @@ func pgSetPassword(ctx context.Context, q pgQuerier, user, password string) erro
 
 // Test logs in with the pending credentials and runs a harmless query.
 func (PostgreSQL) Test(ctx context.Context, m Material) error {
-	conn, err := pgConnect(ctx, m.Pending)
+	if err := m.checkTLS(); err != nil {
+		return fmt.Errorf("testSecret: %w", err)
+	}
+	conn, err := pgConnect(ctx, m.Pending, m.CABundle)
 	if err != nil {
 		return fmt.Errorf("testSecret: %w", err)
 	}

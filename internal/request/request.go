@@ -61,6 +61,65 @@ type Request struct {
 // Mutating reports whether the operation changes the secret.
 func (r Request) Mutating() bool { return r.Op != OpGet }
 
+// NeedsConfirmation reports whether the request counts only once the ManagedSecret carries its
+// confirmation (patch permission on the ManagedSecret): every change, and every read of a version
+// other than AWSCURRENT. Reading AWSCURRENT needs no more than reading the projected Secret does;
+// an older or pending version is not projected anywhere, so reading it needs the same right as
+// changing the secret. currentID is the version holding AWSCURRENT.
+func (r Request) NeedsConfirmation(currentID string) bool {
+	if r.Mutating() {
+		return true
+	}
+	if r.VersionID != "" && r.VersionID != currentID {
+		return true
+	}
+	return r.Stage != "" && r.Stage != "AWSCURRENT"
+}
+
+// ReadsOtherVersion is what the plugin checks before sending a get: whether it must confirm it.
+// Without the current version's id at hand, any version id counts.
+func (r Request) ReadsOtherVersion() bool {
+	return r.Op == OpGet && (r.VersionID != "" || (r.Stage != "" && r.Stage != "AWSCURRENT"))
+}
+
+// MaxRequestJSON bounds request.json; a request is a few hundred bytes.
+const MaxRequestJSON = 4096
+
+// Shape problems of a request Secret that make it unanswerable: it is deleted, not answered.
+var (
+	ErrNotOpaque = errors.New("the request Secret is not of type Opaque")
+	ErrImmutable = errors.New("the request Secret is immutable, so it cannot be answered")
+	ErrTooLarge  = errors.New("the request Secret is larger than a request can be")
+	ErrBadKeys   = errors.New("the request Secret holds keys other than request.json and value")
+)
+
+// CheckShape says whether a request Secret can be answered at all: an Opaque, mutable Secret
+// holding only request.json (at most MaxRequestJSON bytes) and, for put, a value of at most
+// valueLimit bytes. Anything else is refused without being read further.
+func CheckShape(secretType string, immutable bool, data map[string][]byte, valueLimit int) error {
+	switch {
+	case secretType != "" && secretType != "Opaque":
+		return ErrNotOpaque
+	case immutable:
+		return ErrImmutable
+	}
+	for k, v := range data {
+		switch k {
+		case KeyRequest:
+			if len(v) > MaxRequestJSON {
+				return ErrTooLarge
+			}
+		case KeyValue:
+			if len(v) > valueLimit {
+				return ErrTooLarge
+			}
+		default:
+			return ErrBadKeys
+		}
+	}
+	return nil
+}
+
 // Validate checks a request the way AWS validates the API call, with one-line messages.
 func (r Request) Validate() error {
 	switch r.Op {

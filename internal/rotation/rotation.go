@@ -31,6 +31,9 @@ const (
 	FilePending   = "pending.json"
 	FilePrevious  = "previous.json"
 	FileSuperuser = "superuser.json"
+	// FileCABundle is the PEM CA bundle that verifies the database's TLS certificate (the
+	// RotationPolicy's spec.tls.caBundle), present only when the policy sets one.
+	FileCABundle = "ca.crt"
 )
 
 // Request is request.json: what the pod is asked to do.

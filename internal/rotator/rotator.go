@@ -4,6 +4,7 @@
 package rotator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,6 +66,9 @@ func Run(ctx context.Context, dir, jobUID string, out io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(out, "rotate:", err)
 		return ExitBadMaterial
+	}
+	if m.CABundle != nil {
+		fmt.Fprintf(out, "rotate: %s is present: it verifies the database's TLS certificate whenever TLS is used\n", rotation.FileCABundle)
 	}
 	if err := s.Set(ctx, m); err != nil {
 		fmt.Fprintln(out, "rotate: setSecret failed:", err)
@@ -140,6 +144,19 @@ func readMaterial(dir string, defaultPort int) (dbrotate.Material, error) {
 	}
 	if m.Superuser, err = load(rotation.FileSuperuser, false); err != nil {
 		return m, err
+	}
+	// The CA bundle is optional (the RotationPolicy's spec.tls.caBundle); present, it must hold a
+	// certificate. An empty file counts as absent.
+	ca, err := os.ReadFile(filepath.Join(dir, rotation.FileCABundle))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return m, fmt.Errorf("reading %s failed", rotation.FileCABundle)
+	case len(bytes.TrimSpace(ca)) > 0:
+		if _, err := dbrotate.ParseCABundle(ca); err != nil {
+			return m, err
+		}
+		m.CABundle = ca
 	}
 	return m, nil
 }

@@ -1,7 +1,8 @@
 // Package schedule computes rotation times the way the CronJobs that run them will: cron
 // expressions are parsed with the same library and rules as Kubernetes' CronJob controller
 // (robfig/cron/v3, five fields, an IANA time zone), and "every N days" counts from the last
-// rotation, like AWS's AutomaticallyAfterDays and rate(N days).
+// rotation, like AWS's AutomaticallyAfterDays and rate(N days). AWS's own ScheduleExpression syntax,
+// rate() and cron() in UTC, is accepted as well (see aws.go).
 package schedule
 
 import (
@@ -20,31 +21,52 @@ const DefaultWindow = time.Hour
 // Day is 24 hours; "every N days" means N×24 h, as AWS counts it.
 const Day = 24 * time.Hour
 
-// Spec is a policy's schedule.
+// Spec is a policy's schedule: exactly one of Cron, EveryDays and Expression.
 type Spec struct {
-	Cron      string
+	// Cron is a five-field Kubernetes cron expression, in TimeZone.
+	Cron string
+	// EveryDays is AWS's AutomaticallyAfterDays: N×24h after the last rotation.
 	EveryDays int
-	TimeZone  string
-	Window    string
+	// Expression is AWS's ScheduleExpression, unchanged: rate(N days), rate(N hours) or
+	// cron(Minutes Hours Day-of-month Month Day-of-week Year). Always UTC: TimeZone must be empty.
+	Expression string
+	// TimeZone is the IANA time zone of Cron.
+	TimeZone string
+	// Window is AWS's Duration, "1h" to "24h".
+	Window string
 }
 
 // Schedule is a validated Spec.
 type Schedule struct {
-	cron      cron.Schedule
-	location  *time.Location
-	everyDays int
-	window    time.Duration
-	spec      Spec
+	cron       cron.Schedule
+	location   *time.Location
+	everyDays  int      // everyDays, rate(N days)
+	everyHours int      // rate(N hours)
+	aws        *awsCron // an AWS cron() expression
+	expression string   // the trimmed Expression
+	awsDays    int      // AutomaticallyAfterDays derived from Expression
+	window     time.Duration
+	spec       Spec
 }
 
 var parser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// Parse validates a Spec: exactly one of cron and everyDays, a known time zone, and a window of
-// 1h-24h that is not longer than the interval between two rotations.
+// Parse validates a Spec: exactly one of cron, everyDays and expression, a known time zone (none
+// with expression), and a window of 1h-24h that is not longer than the interval between two
+// rotations (and, for an AWS cron() schedule in days, does not run past the end of the UTC day).
 func Parse(s Spec) (*Schedule, error) {
 	out := &Schedule{spec: s, location: time.UTC, window: DefaultWindow}
-	if (s.Cron == "") == (s.EveryDays == 0) {
-		return nil, errors.New("set exactly one of schedule.cron or schedule.everyDays")
+	set := 0
+	for _, given := range []bool{s.Cron != "", s.EveryDays != 0, s.Expression != ""} {
+		if given {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, errors.New("set exactly one of schedule.cron, schedule.everyDays or schedule.expression")
+	}
+	if s.Expression != "" && s.TimeZone != "" {
+		return nil, fmt.Errorf("schedule.timeZone %q must be empty with schedule.expression: AWS schedule expressions are always in UTC (use schedule.cron for a local time zone)", s.TimeZone)
 	}
 	if s.TimeZone != "" {
 		if strings.Contains(s.Cron, "TZ=") {
@@ -63,8 +85,11 @@ func Parse(s Spec) (*Schedule, error) {
 		}
 		out.window = time.Duration(h) * time.Hour
 	}
+	if s.Expression != "" {
+		return parseExpression(out)
+	}
 	if s.EveryDays != 0 {
-		if s.EveryDays < 1 || s.EveryDays > 1000 {
+		if s.EveryDays < 1 || s.EveryDays > MaxEveryDays {
 			return nil, errors.New("schedule.everyDays must be between 1 and 1000")
 		}
 		out.everyDays = s.EveryDays
@@ -120,27 +145,51 @@ func (s *Schedule) shortestGap() (time.Duration, bool) {
 func (s *Schedule) Window() time.Duration { return s.window }
 
 // Next returns when the next rotation is due, given the time of the last rotation (or of the last
-// change of the value, which AWS counts as a rotation) and now. A cron schedule fires at its next
-// time after now. Every N days is due N days after last; when that moment has passed without a
-// rotation and its window (a failure or downtime), the next attempt is the first same time of day
-// after now, so a failing rotation is retried daily rather than a year later.
+// change of the value, which AWS counts as a rotation) and now. A cron schedule (schedule.cron or
+// an AWS cron() expression) fires at its next time after now. Every N days (everyDays, rate(N
+// days)) is due N days after last, rate(N hours) N hours after last; when that moment has passed
+// without a rotation and its window (a failure or downtime), the next attempt is the first slot of
+// the same interval after now, so a failing rotation is retried a day (or N hours) later rather
+// than a year later.
 func (s *Schedule) Next(last, now time.Time) time.Time {
-	if s.cron != nil {
+	switch {
+	case s.cron != nil:
 		return s.cron.Next(now.In(s.location)).UTC()
+	case s.aws != nil:
+		return s.aws.next(now)
+	case s.everyHours != 0:
+		every := time.Duration(s.everyHours) * time.Hour
+		return s.intervalNext(last, now, every, every)
 	}
-	due := last.UTC().Add(time.Duration(s.everyDays) * Day).Truncate(time.Minute)
+	return s.intervalNext(last, now, time.Duration(s.everyDays)*Day, Day)
+}
+
+// intervalNext is due interval after last (to the minute), or, once that moment and its window
+// have passed, the first time after now that is a whole number of retry periods after it.
+func (s *Schedule) intervalNext(last, now time.Time, interval, retry time.Duration) time.Time {
+	due := last.UTC().Add(interval).Truncate(time.Minute)
 	if now.Before(due.Add(s.window)) {
 		// Due, or inside its window: the CronJob may still start it.
 		return due
 	}
-	days := now.Sub(due)/Day + 1
-	return due.Add(days * Day)
+	// In whole seconds, so that a zero or ancient last cannot overflow a Duration.
+	step := int64(retry / time.Second)
+	n := (now.Unix()-due.Unix())/step + 1
+	return time.Unix(due.Unix()+n*step, 0).UTC()
 }
 
 // CronJobSchedule is the schedule and time zone for the CronJob that runs the rotations. A cron
-// policy is passed through. Every N days becomes the single minute of the next rotation (in UTC),
-// which the operator moves after each rotation, so the CronJob fires exactly at Next.
+// policy is passed through. An AWS cron() expression that five Kubernetes cron fields express
+// exactly (no L for the last day of the month, no xL, no x#n) is translated: day-of-week 1-7
+// becomes 0-6, ? becomes *, names become numbers, N/step becomes N-max/step, in Etc/UTC. Every N
+// days, rate(), and the other cron() expressions become the single minute of the next rotation (in
+// UTC), which the operator moves after each rotation, so the CronJob fires exactly at Next. (A
+// one-shot minute recurs every year, so it is exact only while next is less than a year after the
+// CronJob last fired; Parse refuses cron() expressions whose rotations can be further apart.)
 func (s *Schedule) CronJobSchedule(next time.Time) (schedule, timeZone string) {
+	if s.aws != nil && s.aws.k8s != "" {
+		return s.aws.k8s, "Etc/UTC"
+	}
 	if s.cron != nil {
 		tz := s.spec.TimeZone
 		if tz == "" {

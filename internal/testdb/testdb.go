@@ -1,7 +1,8 @@
 // Package testdb gives tests real database users on the project's PostgreSQL (127.0.0.1:5432,
 // superuser postgres over trust) and MariaDB/MySQL (127.0.0.1:3306, root without a password)
-// servers, and removes them afterwards. With CI=true a missing server fails the test; elsewhere
-// it skips.
+// servers, and removes them afterwards; and it starts TLS-enabled PostgreSQL and MariaDB servers
+// of its own (servers.go). A missing server fails the test, unless KSM_SKIP opts out of it
+// (databases for the plain servers, tls-databases for the TLS ones; see internal/optout).
 package testdb
 
 import (
@@ -16,6 +17,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/optout"
 )
 
 // PasswordGroup is the PostgreSQL role whose members must log in with a password even though the
@@ -39,24 +42,13 @@ func RandomPassword() string {
 	return "p'\"\\;" + hex.EncodeToString(b)
 }
 
-func need(t testing.TB, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not reachable (CI must have it; .ci/run starts it): %v", what, err)
-	}
-	t.Skipf("%s is not reachable: %v", what, err)
-}
-
 // Postgres connects as the superuser and makes sure members of PasswordGroup must give their
 // password (a pg_hba.conf line ahead of the trust lines), so a login really tests it.
 func Postgres(t testing.TB) *pgx.Conn {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=5")
-	need(t, "PostgreSQL", err)
+	optout.Need(t, optout.Databases, "PostgreSQL at 127.0.0.1:5432 (hack/ensure-databases.sh starts it)", err)
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	if _, err := conn.Exec(ctx, fmt.Sprintf("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s NOLOGIN; END IF; END $$", PasswordGroup, PasswordGroup)); err != nil {
 		t.Fatal(err)
@@ -148,7 +140,7 @@ func MySQL(t testing.TB) *sql.DB {
 		t.Fatal(err)
 	}
 	db := sql.OpenDB(connector)
-	need(t, "MariaDB/MySQL", db.Ping())
+	optout.Need(t, optout.Databases, "MariaDB/MySQL at 127.0.0.1:3306 (hack/ensure-databases.sh starts it)", db.Ping())
 	t.Cleanup(func() { db.Close() })
 	return db
 }

@@ -15,6 +15,10 @@ import (
 // DefaultLimit is AWS's limit on a secret value: 65,536 bytes.
 const DefaultLimit = 65536
 
+// MaxLimit is the largest limit the operator accepts: AWS's. The SecretVersion schema's
+// ciphertext field is sized for it, so one limit holds at every door.
+const MaxLimit = 65536
+
 // DefaultKey holds a value that is not a JSON object, when the target names no key.
 const DefaultKey = "value"
 

@@ -80,7 +80,8 @@ func namespace(t *testing.T, prefix string) string {
 
 func importCreds(t *testing.T, ns, name string, u testdb.User) *v1alpha1.ManagedSecret {
 	t.Helper()
-	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-import"}, StringData: map[string]string{
+	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-import",
+		Annotations: map[string]string{v1alpha1.AnnotationImportAllowedFor: name}}, StringData: map[string]string{
 		"engine": "postgres", "host": "127.0.0.1", "port": "5432", "username": u.Name, "password": u.Password, "dbname": "postgres"}}
 	if err := c.Create(ctx, src); err != nil {
 		t.Fatal(err)
@@ -166,6 +167,11 @@ func rotateEveryMinute(t *testing.T, ns, msec string, strategy string, superuser
 			Pod: &v1alpha1.RotationPodSpec{HostNetwork: true}}}
 	if superuser != "" {
 		p.Spec.SuperuserSecretRef = &v1alpha1.LocalObjectReference{Name: superuser}
+		// The superuser ManagedSecret's consent to this policy borrowing its credentials.
+		consent := []byte(`{"metadata":{"annotations":{"` + v1alpha1.AnnotationSuperuserFor + `":"every-minute"}}}`)
+		if err := c.Patch(ctx, &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: superuser}}, client.RawPatch(types.MergePatchType, consent)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := c.Create(ctx, p); err != nil {
 		t.Fatal(err)

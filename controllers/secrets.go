@@ -1,0 +1,97 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// The Secret cache holds metadata only (see managerOptions): these helpers read Secrets' metadata
+// from it, and their data with a GET when it is needed.
+
+var secretGVK = corev1.SchemeGroupVersion.WithKind("Secret")
+
+func secretMetaObject() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(secretGVK)
+	return m
+}
+
+// listSecretMeta lists the cached metadata of the operator's labelled Secrets in a namespace.
+func (r *ManagedSecretReconciler) listSecretMeta(ctx context.Context, namespace string, labels client.MatchingLabels) ([]metav1.PartialObjectMetadata, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := r.List(ctx, list, client.InNamespace(namespace), labels); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
+}
+
+// secretMeta returns a Secret's metadata: from the cache when it carries the operator's label,
+// otherwise with one metadata-only GET (a Secret someone else made, say under a name the operator
+// needs). It returns nil when there is no such Secret.
+func (r *ManagedSecretReconciler) secretMeta(ctx context.Context, key types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
+	m := secretMetaObject()
+	err := r.Get(ctx, key, m)
+	if apierrors.IsNotFound(err) {
+		m = secretMetaObject()
+		err = r.APIReader.Get(ctx, key, m)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// readSecret reads a whole Secret with a GET; nil when there is none.
+func (r *ManagedSecretReconciler) readSecret(ctx context.Context, key types.NamespacedName) (*corev1.Secret, error) {
+	sec := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, key, sec)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sec, nil
+}
+
+// verifiedSecrets remembers, per Secret UID, the resourceVersion whose data the operator wrote or
+// compared last. When the cached metadata still shows that resourceVersion, the data is known to
+// be what the operator put there and no GET is needed; any change by anyone moves it.
+type verifiedSecrets struct{ m sync.Map }
+
+func (v *verifiedSecrets) ok(uid types.UID, resourceVersion string) bool {
+	rv, found := v.m.Load(uid)
+	return found && rv == resourceVersion
+}
+
+func (v *verifiedSecrets) set(uid types.UID, resourceVersion string) {
+	if uid != "" && resourceVersion != "" {
+		v.m.Store(uid, resourceVersion)
+	}
+}
+
+func (v *verifiedSecrets) forget(uid types.UID) { v.m.Delete(uid) }
+
+// deleteIfControlled deletes an object only when this ManagedSecret controls it, with a UID
+// precondition, so an object of the same name someone else made is never touched.
+func (r *ManagedSecretReconciler) deleteIfControlled(ctx context.Context, obj client.Object, owner types.UID, opts ...client.DeleteOption) error {
+	if c := metav1.GetControllerOf(obj); c == nil || c.UID != owner {
+		return nil
+	}
+	uid := obj.GetUID()
+	opts = append(opts, client.Preconditions{UID: &uid})
+	if err := r.Delete(ctx, obj, opts...); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil
+}

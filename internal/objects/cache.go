@@ -1,0 +1,104 @@
+// Package objects builds and inspects the Kubernetes objects the operator writes and watches:
+// names, labels, owner references, and what its caches keep of them. It is pure: no client calls.
+package objects
+
+import (
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+)
+
+// maxCachedAnnotation bounds an annotation value the caches keep. The operator's own annotations
+// (version ids, digests, request results) are far shorter; anything longer is not ours.
+const maxCachedAnnotation = 2048
+
+// maxCachedActive bounds a CronJob's status.active in the cache (concurrencyPolicy Forbid keeps
+// it at one).
+const maxCachedActive = 8
+
+// maxCachedMessage bounds a Job condition's message in the cache.
+const maxCachedMessage = 256
+
+// TrimForCache is the transform of the operator's Secret, Job and CronJob caches. Anyone who may
+// create those objects can give them the operator's label, so what the caches hold must not grow
+// with what a tenant writes: Secrets are cached as metadata only (see the manager's options), and
+// here every object keeps only the operator's own labels and annotations, its controller owner
+// reference, and for Jobs and CronJobs only the few status and spec fields the operator reads.
+func TrimForCache(in any) (any, error) {
+	switch o := in.(type) {
+	case *metav1.PartialObjectMetadata:
+		trimMeta(&o.ObjectMeta)
+	case *corev1.Secret:
+		trimMeta(&o.ObjectMeta)
+		o.Data, o.StringData = nil, nil
+	case *batchv1.Job:
+		trimMeta(&o.ObjectMeta)
+		o.Spec = batchv1.JobSpec{}
+		conds := make([]batchv1.JobCondition, 0, len(o.Status.Conditions))
+		for _, c := range o.Status.Conditions {
+			if len(c.Message) > maxCachedMessage {
+				c.Message = c.Message[:maxCachedMessage]
+			}
+			conds = append(conds, c)
+		}
+		o.Status = batchv1.JobStatus{Conditions: conds, Active: o.Status.Active, Succeeded: o.Status.Succeeded,
+			Failed: o.Status.Failed, StartTime: o.Status.StartTime, CompletionTime: o.Status.CompletionTime}
+	case *batchv1.CronJob:
+		trimMeta(&o.ObjectMeta)
+		o.Spec = batchv1.CronJobSpec{Suspend: o.Spec.Suspend}
+		// status.active names the Jobs the CronJob controller started; only controllers write
+		// status, and the operator serves only Jobs listed there (or that it made itself).
+		active := o.Status.Active
+		if len(active) > maxCachedActive {
+			active = active[:maxCachedActive]
+		}
+		o.Status = batchv1.CronJobStatus{Active: active}
+	default:
+		if m, ok := in.(metav1.Object); ok {
+			m.SetManagedFields(nil)
+		}
+	}
+	return in, nil
+}
+
+func trimMeta(m *metav1.ObjectMeta) {
+	m.ManagedFields = nil
+	m.Finalizers = nil
+	m.Labels = keepOwn(m.Labels, 0)
+	m.Annotations = keepOwn(m.Annotations, maxCachedAnnotation)
+	var owners []metav1.OwnerReference
+	if c := metav1.GetControllerOfNoCopy(m); c != nil {
+		owners = []metav1.OwnerReference{*c}
+	}
+	m.OwnerReferences = owners
+}
+
+// keepOwn keeps the entries under the operator's prefixes (and its managed-by label), dropping
+// values longer than limit when limit > 0.
+func keepOwn(in map[string]string, limit int) map[string]string {
+	var out map[string]string
+	for k, v := range in {
+		if !IsOwnKey(k) || (limit > 0 && len(v) > limit) {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// IsOwnKey reports whether a label or annotation key is one the operator sets.
+func IsOwnKey(k string) bool {
+	if k == v1alpha1.LabelManagedBy {
+		return true
+	}
+	prefix, _, found := strings.Cut(k, "/")
+	group := v1alpha1.GroupVersion.Group
+	return found && (prefix == group || strings.HasSuffix(prefix, "."+group))
+}
