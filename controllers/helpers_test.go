@@ -52,7 +52,8 @@ func readFileErr(dir, name string) ([]byte, error) { return os.ReadFile(filepath
 func testReconciler(t *testing.T) *ManagedSecretReconciler {
 	t.Helper()
 	return &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t),
-		ValueLimit: suiteOpts.ValueLimit, ClusterName: suiteOpts.ClusterName}
+		ValueLimit: suiteOpts.ValueLimit, ClusterName: suiteOpts.ClusterName, RotationImage: suiteOpts.RotationImage,
+		RotationAllow: suiteOpts.RotationAllow, KeyringNamespace: suiteOpts.Namespace, KeyringSecret: suiteOpts.KeyringSecret}
 }
 
 // rotated is a generated ManagedSecret whose rotation uses the named policy.

@@ -40,6 +40,8 @@ var (
 	cfg            *rest.Config
 	logs           = &syncBuffer{}
 	suiteOpts      Options
+	// suiteMgr is the running manager (its cache, for tests that look at what it holds).
+	suiteMgr ctrl.Manager
 )
 
 type syncBuffer struct {
@@ -131,6 +133,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 			return 1
 		}
+		suiteMgr = mgr
 		done := make(chan error, 1)
 		go func() { done <- mgr.Start(ctx) }()
 		code := m.Run()

@@ -56,6 +56,8 @@ type Request struct {
 	// Stage to move, MoveTo and RemoveFrom (update-stage).
 	MoveTo     string `json:"moveToVersionId,omitempty"`
 	RemoveFrom string `json:"removeFromVersionId,omitempty"`
+	// Binary marks a put's value as a SecretBinary rather than a SecretString.
+	Binary bool `json:"binary,omitempty"`
 }
 
 // Mutating reports whether the operation changes the secret.
@@ -161,12 +163,16 @@ func ValidateToken(t string) error {
 	return nil
 }
 
-// Result is the operator's answer; Error never holds a value.
+// Result is the operator's answer; Error never holds a value. Code is AWS's error type
+// (internal/awserr) when the request was refused.
 type Result struct {
 	OK        bool     `json:"ok"`
+	Code      string   `json:"code,omitempty"`
 	Error     string   `json:"error,omitempty"`
 	VersionID string   `json:"versionId,omitempty"`
 	Stages    []string `json:"stages,omitempty"`
+	// Binary says the value of a get is a SecretBinary.
+	Binary bool `json:"binary,omitempty"`
 }
 
 // Encode returns the JSON form.
