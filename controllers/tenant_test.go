@@ -446,7 +446,9 @@ func TestRotationPolicyCannotBorrowTheOperator(t *testing.T) {
 			s.Strategy = v1alpha1.StrategyCustom
 			s.Pod = &v1alpha1.RotationPodSpec{Image: "docker.io/evil/miner:latest"}
 		},
-		"admin-sa": func(s *v1alpha1.RotationPolicySpec) { s.Pod = &v1alpha1.RotationPodSpec{ServiceAccountName: "cluster-admin"} },
+		"admin-sa": func(s *v1alpha1.RotationPolicySpec) {
+			s.Pod = &v1alpha1.RotationPodSpec{ServiceAccountName: "cluster-admin"}
+		},
 	}
 	for name, mutate := range refused {
 		if err := author.Create(ctx, policy(ns, name, v1alpha1.StrategyPassword, mutate)); err != nil {
