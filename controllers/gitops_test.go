@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -81,58 +79,60 @@ spec:
 	}
 }
 
-// The operator's permissions (config/rbac/role.yaml, the rules the chart and bundle ship) are what
-// SubjectAccessReviews say they are: enough for its work, nothing more; and the rotation pods'
-// service account can do nothing at all.
+// The operator's permissions are exactly what the install bundle (the chart with its defaults)
+// grants its ServiceAccount, which the whole suite runs as: enough for its work (every test
+// exercises that), nothing more (checked here with SubjectAccessReviews), and the bundle binds
+// nothing to any other subject, so rotation pods (each namespace's default ServiceAccount, or one
+// the operator's settings allow) get no permission from it.
 func TestPermissionsBySubjectAccessReview(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
-	raw, err := os.ReadFile("../config/rbac/role.yaml")
+	objs, err := bundleObjects()
 	if err != nil {
 		t.Fatal(err)
 	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.Unmarshal(raw, role); err != nil {
-		t.Fatal(err)
-	}
-	role.Name = "ksm-sar-test"
-	if err := k8s.Create(ctx, role); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), role) })
-	// Rotation pods run as the namespace's default service account (envtest has no controller to
-	// make it, so the test does).
-	for _, sa := range []string{"operator", "default"} {
-		if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}}); err != nil {
-			t.Fatal(err)
+	bindings := 0
+	for _, u := range objs {
+		if u.GetKind() != "ClusterRoleBinding" && u.GetKind() != "RoleBinding" {
+			continue
+		}
+		bindings++
+		subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+		if len(subjects) != 1 {
+			t.Errorf("%s %s binds %d subjects", u.GetKind(), u.GetName(), len(subjects))
+		}
+		for _, s := range subjects {
+			sub := s.(map[string]any)
+			if sub["kind"] != "ServiceAccount" || sub["name"] != "kube-secrets-manager" || sub["namespace"] != "kube-secrets-manager" {
+				t.Errorf("%s %s binds %v, not the operator's ServiceAccount", u.GetKind(), u.GetName(), sub)
+			}
 		}
 	}
-	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "ksm-sar-test"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
-		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Namespace: ns, Name: "operator"}}}
-	if err := k8s.Create(ctx, binding); err != nil {
-		t.Fatal(err)
+	if bindings != 2 {
+		t.Fatalf("the bundle has %d bindings, want the ClusterRoleBinding and the own-namespace RoleBinding", bindings)
 	}
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), binding) })
 
-	can := func(sa string, a authorizationv1.ResourceAttributes) bool {
-		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:               "system:serviceaccount:" + ns + ":" + sa,
-			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-			ResourceAttributes: &a,
-		}}
+	can := func(user string, groups []string, a authorizationv1.ResourceAttributes) bool {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{User: user, Groups: groups, ResourceAttributes: &a}}
 		if err := k8s.Create(ctx, sar); err != nil {
 			t.Fatal(err)
 		}
 		return sar.Status.Allowed
 	}
+	operatorGroups := []string{"system:serviceaccounts", "system:serviceaccounts:kube-secrets-manager", "system:authenticated"}
 	type ra = authorizationv1.ResourceAttributes
+	const own = "kube-secrets-manager"
 	allowed := []ra{
-		{Namespace: "team-a", Verb: "create", Group: "kube-secrets-manager.io", Resource: "secretversions"},
-		{Namespace: "team-a", Verb: "patch", Group: "kube-secrets-manager.io", Resource: "managedsecrets", Subresource: "status"},
+		{Namespace: "team-a", Verb: "create", Group: ksmGroup, Resource: "secretversions"},
+		{Namespace: "team-a", Verb: "patch", Group: ksmGroup, Resource: "managedsecrets", Subresource: "status"},
+		{Namespace: "team-a", Verb: "update", Group: ksmGroup, Resource: "managedsecrets", Subresource: "finalizers"},
 		{Namespace: "team-a", Verb: "create", Resource: "secrets"},
+		{Verb: "list", Resource: "secrets"},
+		{Verb: "watch", Resource: "secrets"},
 		{Namespace: "team-a", Verb: "create", Group: "batch", Resource: "cronjobs"},
+		{Namespace: "team-a", Verb: "create", Group: "batch", Resource: "jobs"},
 		{Namespace: "team-a", Verb: "create", Group: "events.k8s.io", Resource: "events"},
+		{Namespace: own, Verb: "update", Group: "coordination.k8s.io", Resource: "leases"},
+		{Namespace: own, Verb: "create", Resource: "secrets"},
 	}
 	denied := []ra{
 		{Namespace: "team-a", Verb: "update", Resource: "secrets"},
@@ -140,25 +140,32 @@ func TestPermissionsBySubjectAccessReview(t *testing.T) {
 		{Namespace: "team-a", Verb: "create", Resource: "pods", Subresource: "exec"},
 		{Namespace: "team-a", Verb: "create", Resource: "serviceaccounts", Subresource: "token"},
 		{Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"},
-		{Namespace: "team-a", Verb: "update", Group: "kube-secrets-manager.io", Resource: "managedsecrets"},
+		{Namespace: "team-a", Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "rolebindings"},
+		{Verb: "escalate", Group: "rbac.authorization.k8s.io", Resource: "clusterroles"},
+		{Verb: "bind", Group: "rbac.authorization.k8s.io", Resource: "clusterroles"},
+		{Verb: "impersonate", Resource: "users"},
+		{Namespace: "team-a", Verb: "update", Group: ksmGroup, Resource: "managedsecrets"},
+		{Namespace: "team-a", Verb: "update", Group: ksmGroup, Resource: "rotationpolicies"},
 		{Namespace: "team-a", Verb: "update", Group: "batch", Resource: "jobs"},
 		{Namespace: "kube-system", Verb: "create", Group: "coordination.k8s.io", Resource: "leases"},
+		{Namespace: "team-a", Verb: "update", Group: "coordination.k8s.io", Resource: "leases"},
 		{Verb: "get", Group: "apiextensions.k8s.io", Resource: "customresourcedefinitions"},
+		{Verb: "create", Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicies"},
 	}
 	for _, a := range allowed {
-		if !can("operator", a) {
-			t.Errorf("the operator cannot %s %s/%s", a.Verb, a.Resource, a.Subresource)
+		if !can(operatorServiceAccount, operatorGroups, a) {
+			t.Errorf("the operator cannot %s %s/%s in %q", a.Verb, a.Resource, a.Subresource, a.Namespace)
 		}
 	}
 	for _, a := range denied {
-		if can("operator", a) {
+		if can(operatorServiceAccount, operatorGroups, a) {
 			t.Errorf("the operator may %s %s/%s in %q, which it does not need", a.Verb, a.Resource, a.Subresource, a.Namespace)
 		}
 	}
-	// The rotation pods' service account has no permissions at all (and no token is mounted).
-	for _, a := range append(allowed, ra{Namespace: ns, Verb: "get", Resource: "secrets"}, ra{Namespace: ns, Verb: "list", Resource: "secrets"}) {
-		if can("default", a) {
-			t.Errorf("the rotation service account may %s %s", a.Verb, a.Resource)
+	// A rotation pod's identity gets nothing (the positive control above shows the reviews work).
+	for _, a := range append(allowed, ra{Namespace: "team-a", Verb: "get", Resource: "secrets"}) {
+		if can("system:serviceaccount:team-a:default", []string{"system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated"}, a) {
+			t.Errorf("a rotation pod's service account may %s %s", a.Verb, a.Resource)
 		}
 	}
 }
@@ -179,7 +186,9 @@ func TestInstallBundleApplies(t *testing.T) {
 		if len(u.Object) == 0 {
 			continue
 		}
-		if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("kubectl"), client.ForceOwnership); err != nil {
+		// A dry run: the API server validates and admits everything, and the suite's CRDs and
+		// objects stay as they are for the other tests.
+		if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("kubectl"), client.ForceOwnership, client.DryRunAll); err != nil {
 			t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
 		}
 		kinds[u.GetKind()]++

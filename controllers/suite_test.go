@@ -16,12 +16,14 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
 
 	"go.uber.org/zap/zapcore"
 
@@ -128,7 +130,13 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		mgr, err := NewManager(ctx, cfg, suiteOpts)
+		// The operator runs as the install bundle's ServiceAccount, with exactly the bundle's
+		// RBAC, so every path the tests drive also proves the permissions suffice.
+		if err := applyBundleRBAC(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "installing the bundle's RBAC:", err)
+			return 1
+		}
+		mgr, err := NewManager(ctx, operatorConfig(cfg), suiteOpts)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 			return 1
@@ -148,6 +156,58 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
 	}
 	os.Exit(code)
+}
+
+// operatorServiceAccount is the identity the bundle's RBAC binds.
+const operatorServiceAccount = "system:serviceaccount:kube-secrets-manager:kube-secrets-manager"
+
+// operatorConfig impersonates the operator's ServiceAccount, as the API server sees it in a cluster.
+func operatorConfig(admin *rest.Config) *rest.Config {
+	c := rest.CopyConfig(admin)
+	c.Impersonate = rest.ImpersonationConfig{UserName: operatorServiceAccount,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-secrets-manager", "system:authenticated"}}
+	return c
+}
+
+// bundleObjects reads dist/install.yaml (the chart rendered with its defaults, as users install it).
+func bundleObjects() ([]*unstructured.Unstructured, error) {
+	raw, err := os.ReadFile(filepath.Join("..", "dist", "install.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*unstructured.Unstructured
+	for _, doc := range strings.Split(string(raw), "\n---") {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			return nil, err
+		}
+		if len(u.Object) > 0 {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// applyBundleRBAC installs the bundle's ServiceAccount, Roles, ClusterRoles and their bindings.
+func applyBundleRBAC(ctx context.Context) error {
+	objs, err := bundleObjects()
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, u := range objs {
+		switch u.GetKind() {
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+			if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("kubectl"), client.ForceOwnership); err != nil {
+				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
+			}
+			n++
+		}
+	}
+	if n < 5 {
+		return fmt.Errorf("the bundle has only %d RBAC objects; run 'make bundle'", n)
+	}
+	return nil
 }
 
 var nsCounter struct {

@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	// The operator's image is its static binary alone, with no zone files: policies' time zones
+	// are read from the zone database embedded here.
+	_ "time/tzdata"
 
 	"github.com/robfig/cron/v3"
 )
