@@ -80,7 +80,7 @@ databases: ## Start (or install) the PostgreSQL and MariaDB servers the rotation
 	hack/ensure-databases.sh
 
 .PHONY: test
-test: control-plane databases helm generate manifests vet ## Unit and envtest integration tests (builds what it needs).
+test: control-plane databases helm generate manifests bundle vet ## Unit and envtest integration tests (builds what it needs).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test ./... -count=1 $(TEST_FLAGS)
 
 .PHONY: bench
