@@ -201,5 +201,6 @@ func projectedValue(t *testing.T, ns, name string) map[string]string {
 	for k, v := range sec.Data {
 		out[k] = string(v)
 	}
+	rememberData(sec.Data)
 	return out
 }

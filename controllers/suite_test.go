@@ -145,6 +145,12 @@ func TestMain(m *testing.M) {
 		done := make(chan error, 1)
 		go func() { done <- mgr.Start(ctx) }()
 		code := m.Run()
+		if code == 0 {
+			if err := scanAfterSuite(); err != nil {
+				fmt.Fprintln(os.Stderr, "FAIL:", err)
+				code = 1
+			}
+		}
 		cancel()
 		if err := <-done; err != nil {
 			fmt.Fprintln(os.Stderr, "manager stopped with:", err)

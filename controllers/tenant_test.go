@@ -70,6 +70,7 @@ func requestSecret(m *v1alpha1.ManagedSecret, name string, req request.Request, 
 	}
 	if val != nil {
 		sec.Data[request.KeyValue] = val
+		rememberData(map[string][]byte{"value": val})
 	}
 	return sec
 }
@@ -102,6 +103,7 @@ func answerOf(t *testing.T, sec *corev1.Secret) (request.Result, []byte) {
 		var err error
 		res, err = request.DecodeResult(ans)
 		val = got.Data[request.KeyValue]
+		rememberData(map[string][]byte{"value": val})
 		return err
 	})
 	return res, val
