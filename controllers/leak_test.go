@@ -176,7 +176,9 @@ func scanAfterSuite() error {
 func TestNoValueLeaksIntoLogsEventsOrStatus(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	canary := func(name string) string { return remember(fmt.Sprintf("%s%s-%d", canaryPrefix, name, time.Now().UnixNano())) }
+	canary := func(name string) string {
+		return remember(fmt.Sprintf("%s%s-%d", canaryPrefix, name, time.Now().UnixNano()))
+	}
 	var mine []string
 	plant := func(v string) string { mine = append(mine, v); return v }
 
