@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -9,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 )
 
 // Bad input is refused by the API server itself (schema and CEL rules), with a message that says
@@ -112,6 +116,27 @@ kind: RotationPolicy
 spec:
   strategy: password
   schedule: {cron: "0 3 * * *", timeZone: "not a zone"}`, "schedule.timeZone must be an IANA time zone name"},
+		{"rotation policy: not an AWS expression", `
+kind: RotationPolicy
+spec:
+  strategy: password
+  schedule: {expression: "every 30 days"}`, "schedule.expression must be rate(...) or cron(...)"},
+		{"rotation policy: AWS expression with a time zone", `
+kind: RotationPolicy
+spec:
+  strategy: password
+  schedule: {expression: "rate(30 days)", timeZone: Europe/Berlin}`, "schedule.expression is in UTC"},
+		{"rotation policy: expression and cron", `
+kind: RotationPolicy
+spec:
+  strategy: password
+  schedule: {expression: "rate(30 days)", cron: "0 3 * * *"}`, "set exactly one of schedule.cron, schedule.everyDays or schedule.expression"},
+		{"rotation policy: CA bundle that is not PEM", `
+kind: RotationPolicy
+spec:
+  strategy: postgresql-single-user
+  schedule: {everyDays: 30}
+  tls: {caBundle: "not a certificate"}`, "tls.caBundle must hold PEM certificates"},
 		{"rotation policy: unknown strategy", `
 kind: RotationPolicy
 spec:
@@ -171,7 +196,12 @@ kind: RotationPolicy
 spec:
   strategy: password
   schedule: {everyDays: 30}
-  suspend: true`,
+  suspend: true`, `
+kind: RotationPolicy
+spec:
+  strategy: postgresql-single-user
+  schedule: {expression: "cron(0 4 ? * SUN#1 *)", window: 2h}
+  tls: {caBundle: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}`,
 	} {
 		obj := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte("apiVersion: kube-secrets-manager.io/v1alpha1\n"+manifest), &obj.Object); err != nil {
@@ -182,5 +212,36 @@ spec:
 		if err := k8s.Create(context.Background(), obj, client.FieldValidation(metav1.FieldValidationStrict)); err != nil {
 			t.Fatalf("manifest %d refused: %v", i, err)
 		}
+	}
+	// The samples make dev applies are accepted as they are.
+	samples, err := filepath.Glob(filepath.Join("..", "config", "samples", "*.yaml"))
+	if err != nil || len(samples) < 3 {
+		t.Fatalf("samples: %v %v", samples, err)
+	}
+	kinds := 0
+	for _, f := range samples {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range strings.Split(string(raw), "\n---") {
+			obj := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if len(obj.Object) == 0 {
+				continue
+			}
+			obj.SetNamespace(ns)
+			if err := k8s.Create(context.Background(), obj, client.FieldValidation(metav1.FieldValidationStrict)); err != nil {
+				t.Fatalf("sample %s %s refused: %v", f, obj.GetName(), err)
+			}
+			if obj.GetAPIVersion() == v1alpha1.GroupVersion.String() {
+				kinds++
+			}
+		}
+	}
+	if kinds < 3 {
+		t.Fatalf("only %d samples of this API were checked", kinds)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +22,22 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
 )
 
-type discardRecorder struct{}
+// countingRecorder counts the Events a hand-run reconciler emits (each is a write).
+type countingRecorder struct {
+	mu      sync.Mutex
+	reasons []string
+}
 
-func (discardRecorder) Eventf(runtime.Object, runtime.Object, string, string, string, string, ...interface{}) {
+func (c *countingRecorder) Eventf(_ runtime.Object, _ runtime.Object, _, reason, _, _ string, _ ...interface{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reasons = append(c.reasons, reason)
+}
+
+func (c *countingRecorder) emitted() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.reasons...)
 }
 
 // testKeys reads the keyring the running operator created.
@@ -51,7 +65,7 @@ func readFileErr(dir, name string) ([]byte, error) { return os.ReadFile(filepath
 // resync would run it, with the running operator's keys.
 func testReconciler(t *testing.T) *ManagedSecretReconciler {
 	t.Helper()
-	return &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: discardRecorder{}, Keys: testKeys(t),
+	return &ManagedSecretReconciler{Client: k8s, APIReader: k8s, Recorder: &countingRecorder{}, Keys: testKeys(t),
 		ValueLimit: suiteOpts.ValueLimit, ClusterName: suiteOpts.ClusterName, RotationImage: suiteOpts.RotationImage,
 		RotationAllow: suiteOpts.RotationAllow, KeyringNamespace: suiteOpts.Namespace, KeyringSecret: suiteOpts.KeyringSecret}
 }

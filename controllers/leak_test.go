@@ -52,14 +52,18 @@ func remember(v string) string {
 	return v
 }
 
-// rememberData records the values in a Secret's data or a JSON value.
+// rememberData records the secret values in a Secret's data or a JSON value: passwords and
+// planted canaries (fields such as host or engine are not secret, and appear in logs by design).
 func rememberData(data map[string][]byte) {
-	for _, v := range data {
-		remember(string(v))
+	secretField := func(k, v string) bool { return k == "password" || strings.HasPrefix(v, canaryPrefix) }
+	for k, v := range data {
+		if secretField(k, string(v)) {
+			remember(string(v))
+		}
 		var obj map[string]any
 		if json.Unmarshal(v, &obj) == nil {
-			for _, f := range obj {
-				if s, ok := f.(string); ok {
+			for fk, f := range obj {
+				if s, ok := f.(string); ok && secretField(fk, s) {
 					remember(s)
 				}
 			}

@@ -138,6 +138,9 @@ func TestIdleReconcileWritesNothing(t *testing.T) {
 	if m2.ResourceVersion != m.ResourceVersion || sec2.ResourceVersion != sec.ResourceVersion || len(v2) != 1 || v2[0].ResourceVersion != v.ResourceVersion {
 		t.Fatalf("an idle reconcile wrote: msec %s->%s secret %s->%s versions %d", m.ResourceVersion, m2.ResourceVersion, sec.ResourceVersion, sec2.ResourceVersion, len(v2))
 	}
+	if events := r.Recorder.(*countingRecorder).emitted(); len(events) != 0 {
+		t.Fatalf("an idle reconcile emitted Events (each a write): %v", events)
+	}
 }
 
 func TestFromSecretImportsAndWaitsForSource(t *testing.T) {

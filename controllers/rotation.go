@@ -350,9 +350,15 @@ func (r *ManagedSecretReconciler) patchStages(ctx context.Context, s *scope, id 
 // value decrypted.
 func (r *ManagedSecretReconciler) scheduleRotation(ctx context.Context, s *scope, current []byte) (time.Duration, error) {
 	policy, sched := s.rot.policy, s.rot.sched
+	// The last change counts as a rotation (AWS). When AWSCURRENT moved in this reconcile, the
+	// status is about to record now as lastChangedTime (summary.Status does the same
+	// truncation), so the schedule counts from the same instant.
 	last := s.msec.CreationTimestamp.Time
 	if s.before.LastChangedTime != nil {
 		last = s.before.LastChangedTime.Time
+	}
+	if stages.FromVersions(s.versionFacts()).Holder(stages.Current) != s.before.CurrentVersionID {
+		last = s.now.UTC().Truncate(time.Second)
 	}
 	if s.rot.update.LastRotatedTime != nil {
 		last = *s.rot.update.LastRotatedTime

@@ -73,6 +73,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		return nil, fmt.Errorf("the value size limit must be between 1 and %d bytes (AWS's limit, which the SecretVersion schema is sized for)", value.MaxLimit)
 	}
 	scheme := Scheme()
+	// Every write the operator makes (finalizer, status, request confirmations) is attributed to
+	// its field manager, whatever the binary is called.
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = FieldManager
 	direct, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err

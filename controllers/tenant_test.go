@@ -214,7 +214,12 @@ func TestReadingOtherVersionsNeedsConfirmation(t *testing.T) {
 	if res, _ := answerOf(t, put); !res.OK {
 		t.Fatalf("put: %+v", res)
 	}
-	m = getMsec(t, ns, "app")
+	eventually(t, "status shows the previous version", func() error {
+		if m = getMsec(t, ns, "app"); m.Status.PreviousVersionID == "" {
+			return fmt.Errorf("no previous version in status yet")
+		}
+		return nil
+	})
 
 	reader := tenantClient(t, ns, "reader", rule("", "secrets", "create", "get", "delete"), rule(ksmGroup, "managedsecrets", "get"))
 	current := requestSecret(m, "ksm-request-current", request.Request{Op: request.OpGet}, nil)

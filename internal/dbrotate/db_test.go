@@ -53,9 +53,21 @@ func TestPostgreSQLSingleUser(t *testing.T) {
 	if !pgLogin(pend) || pgLogin(cur) {
 		t.Fatal("after setSecret the pending password must log in and the old one must not")
 	}
-	// A second run (a retried pod) sees the pending credentials work and does nothing.
+	// A second run (a retried pod) sees the pending credentials work and does nothing: the stored
+	// verifier (a fresh salt on every ALTER ROLE) stays the same.
+	verifier := func() string {
+		var v string
+		if err := admin.QueryRow(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = $1", cur.Username).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := verifier()
 	if err := s.Set(ctx, m); err != nil {
 		t.Fatal(err)
+	}
+	if verifier() != before {
+		t.Fatal("a re-run of setSecret changed the password again instead of doing nothing")
 	}
 	// Neither AWSCURRENT (the old password) nor a missing AWSPREVIOUS logs in: refused with AWS's
 	// message, and nothing changes.

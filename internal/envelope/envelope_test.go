@@ -47,9 +47,22 @@ func TestSealOpenRoundTrip(t *testing.T) {
 	}
 }
 
+// aliasProvider holds key-1 and, under key-2, the same key material: a payload relabelled key-2
+// is refused only if the key id is bound into the wrapping.
+func aliasProvider(t testing.TB) *keyring.Provider {
+	t.Helper()
+	ring, err := keyring.New(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring.Keys = append(ring.Keys, keyring.Key{ID: "key-2", Material: ring.Keys[0].Material, Created: time.Now()})
+	ring.LastNumber = 2
+	return keyring.NewProvider(ring, nil)
+}
+
 func TestOpenFailsClosed(t *testing.T) {
 	ctx := context.Background()
-	kp := provider(t)
+	kp := aliasProvider(t)
 	s, err := envelope.Seal(ctx, kp, "", binding, []byte("value"))
 	if err != nil {
 		t.Fatal(err)

@@ -78,6 +78,15 @@ func TestWrapBindsKeyIDAndAAD(t *testing.T) {
 	if _, err := p.Unwrap(ctx, "key-2", wrapped, []byte("aad")); err == nil {
 		t.Fatal("unwrapped under another key id")
 	}
+	// The same key material under another id: only the binding of the id can refuse this.
+	alias := &Keyring{Primary: "key-1", LastNumber: 9, Keys: append(append([]Key(nil), k.Keys...), Key{ID: "key-9", Material: k.Keys[0].Material, Created: time.Now()})}
+	ap := NewProvider(alias, nil)
+	if _, err := ap.Unwrap(ctx, "key-1", wrapped, []byte("aad")); err != nil {
+		t.Fatalf("the alias ring cannot unwrap under the original id, so the next check proves nothing: %v", err)
+	}
+	if _, err := ap.Unwrap(ctx, "key-9", wrapped, []byte("aad")); err == nil {
+		t.Fatal("unwrapped under another key id holding the same key material: the key id is not bound")
+	}
 	if _, err := p.Unwrap(ctx, "key-1", wrapped, []byte("other")); err == nil {
 		t.Fatal("unwrapped with other associated data")
 	}

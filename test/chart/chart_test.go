@@ -144,7 +144,20 @@ func TestCRDOptions(t *testing.T) {
 	if n := len(byKind(render(t, "crds.enabled=false"), "CustomResourceDefinition")); n != 0 {
 		t.Fatalf("crds.enabled=false rendered %d CRDs", n)
 	}
-	for _, c := range byKind(render(t, "crds.keep=false"), "CustomResourceDefinition") {
+	kept := byKind(render(t), "CustomResourceDefinition")
+	if len(kept) != 3 {
+		t.Fatalf("the defaults render %d CRDs, want 3", len(kept))
+	}
+	for _, c := range kept {
+		if c.str("metadata", "annotations", "helm.sh/resource-policy") != "keep" {
+			t.Fatalf("CRD %s is not kept on uninstall by default", c.name())
+		}
+	}
+	unkept := byKind(render(t, "crds.keep=false"), "CustomResourceDefinition")
+	if len(unkept) != 3 {
+		t.Fatalf("crds.keep=false renders %d CRDs, want 3", len(unkept))
+	}
+	for _, c := range unkept {
 		if c.str("metadata", "annotations", "helm.sh/resource-policy") != "" {
 			t.Fatal("crds.keep=false still keeps")
 		}
