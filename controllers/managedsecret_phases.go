@@ -242,7 +242,7 @@ func (r *ManagedSecretReconciler) createFirstVersion(ctx context.Context, s *sco
 	var plaintext []byte
 	switch {
 	case spec.Generate != nil:
-		pw, err := passwordPolicy(spec.Generate.PasswordPolicy).Generate()
+		pw, err := password.FromSpec(spec.Generate.PasswordPolicy).Generate()
 		if err != nil {
 			return failed(v1alpha1.ReasonInvalidPolicy, "generate.passwordPolicy: "+err.Error()), true
 		}
@@ -433,26 +433,6 @@ func currentVersion(vs []v1alpha1.SecretVersion) (*v1alpha1.SecretVersion, error
 
 func binding(msec *v1alpha1.ManagedSecret, versionID string) envelope.Binding {
 	return envelope.Binding{Namespace: msec.Namespace, Name: msec.Name, UID: string(msec.UID), VersionID: versionID}
-}
-
-func passwordPolicy(p *v1alpha1.PasswordPolicy) password.Policy {
-	if p == nil {
-		return password.Policy{}
-	}
-	out := password.Policy{
-		ExcludeCharacters:       p.ExcludeCharacters,
-		ExcludeNumbers:          p.ExcludeNumbers,
-		ExcludePunctuation:      p.ExcludePunctuation,
-		ExcludeUppercase:        p.ExcludeUppercase,
-		ExcludeLowercase:        p.ExcludeLowercase,
-		IncludeSpace:            p.IncludeSpace,
-		RequireEachIncludedType: p.RequireEachIncludedType,
-	}
-	if p.PasswordLength != nil {
-		n := int(*p.PasswordLength)
-		out.Length = &n
-	}
-	return out
 }
 
 // versionObjectName is deterministic, so creating the same version twice collides instead of

@@ -24,7 +24,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
-	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotator"
@@ -403,7 +402,7 @@ func (r *ManagedSecretReconciler) scheduleRotation(ctx context.Context, s *scope
 	}
 	// Come back when the schedule moves on, to keep nextRotationTime (and, for every-N-days, the
 	// CronJob's one-shot schedule) exact.
-	return time.Until(next) + time.Second + sched.Window(), nil
+	return next.Sub(s.now) + time.Second + sched.Window(), nil
 }
 
 // cancelRotation is AWS's CancelRotateSecret: scheduled rotation stops and a rotation in progress
@@ -535,7 +534,7 @@ func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope, cu
 		return id, v, nil
 	}
 	strategy := s.rot.policy.Spec.Strategy
-	pw, err := rotationPasswordPolicy(s.rot.policy).Generate()
+	pw, err := rotation.PasswordPolicy(s.rot.policy.Spec.Strategy, s.rot.policy.Spec.PasswordPolicy).Generate()
 	if err != nil {
 		return "", nil, refusal{v1alpha1.ReasonInvalidPolicy, "passwordPolicy: " + err.Error()}
 	}
@@ -958,21 +957,6 @@ func scheduleSpec(p *v1alpha1.RotationPolicy) schedule.Spec {
 		sp.EveryDays = int(*p.Spec.Schedule.EveryDays)
 	}
 	return sp
-}
-
-// rotationPasswordPolicy is the policy's password policy, or AWS's template defaults: the
-// characters that break connection strings are left out for databases.
-func rotationPasswordPolicy(p *v1alpha1.RotationPolicy) password.Policy {
-	if p.Spec.PasswordPolicy != nil {
-		return passwordPolicy(p.Spec.PasswordPolicy)
-	}
-	switch {
-	case strings.HasPrefix(p.Spec.Strategy, "postgresql"):
-		return password.Policy{ExcludeCharacters: ":/@\"'\\"}
-	case strings.HasPrefix(p.Spec.Strategy, "mysql"):
-		return password.Policy{ExcludeCharacters: "/@\"'\\"}
-	}
-	return password.Policy{}
 }
 
 func jobSucceeded(j *batchv1.Job) bool {

@@ -166,9 +166,12 @@ func TestFailedRotationKeepsCurrentAndRecovers(t *testing.T) {
 	if got := projectedValue(t, ns, "orders"); got["password"] != before["password"] {
 		t.Fatal("the projected Secret changed after a failed rotation")
 	}
-	if !hasEvent(t, ns, v1alpha1.ReasonJobFailed) {
-		t.Fatal("no Event for the failure")
-	}
+	eventually(t, "an Event for the failure", func() error {
+		if !hasEvent(t, ns, v1alpha1.ReasonJobFailed) {
+			return fmt.Errorf("none yet (Events are written asynchronously)")
+		}
+		return nil
+	})
 
 	// Fix the cause; the next attempt reuses the same pending version and succeeds.
 	testdb.PostgresExec(t, admin, "ALTER ROLE %I WITH PASSWORD %L", su.Name, su.Password)

@@ -262,17 +262,19 @@ func TestPasswordRotationEndToEnd(t *testing.T) {
 	cj := cronJobOf(t, ns, "app")
 	job := startJob(t, cj, "rot-1")
 	dir, req := material(t, ns, cj, job)
-	// createSecret: an AWSPENDING version exists, AWSCURRENT untouched, Rotating=True.
-	mid := getMsec(t, ns, "app")
-	if mid.Status.PendingVersionID == "" || mid.Status.PendingVersionID != req.ClientRequestToken || mid.Status.CurrentVersionID != first.Status.CurrentVersionID {
-		t.Fatalf("after createSecret: %+v (request %+v)", mid.Status, req)
-	}
-	if c := rotationCondition(mid, v1alpha1.ConditionRotating); c.Status != metav1.ConditionTrue {
-		t.Fatalf("Rotating %+v", c)
-	}
+	// createSecret: an AWSPENDING version exists, AWSCURRENT untouched, Rotating=True (the
+	// material is written before the status, so wait for the status).
+	eventually(t, "status after createSecret", func() error {
+		mid := getMsec(t, ns, "app")
+		if mid.Status.PendingVersionID == "" || mid.Status.PendingVersionID != req.ClientRequestToken || mid.Status.CurrentVersionID != first.Status.CurrentVersionID {
+			return fmt.Errorf("after createSecret: %+v (request %+v)", mid.Status, req)
+		}
+		if c := rotationCondition(mid, v1alpha1.ConditionRotating); c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("Rotating %+v", c)
+		}
+		return nil
+	})
 	var pending map[string]string
-	raw, _ := json.Marshal(readFile(t, dir, "pending.json"))
-	_ = raw
 	if err := json.Unmarshal(readFile(t, dir, "pending.json"), &pending); err != nil {
 		t.Fatal(err)
 	}

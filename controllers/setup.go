@@ -44,6 +44,12 @@ type Options struct {
 	// AllowedTargetPrefixes lets target labels and annotations use these control prefixes
 	// (objects.ControlPrefixes), such as a replication add-on's.
 	AllowedTargetPrefixes []string
+	// Clock tells the time (nil: the system clock); tests move it.
+	Clock func() time.Time
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election (zero: the defaults).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// SkipNameValidation lets one process run several managers (tests of replicas).
+	SkipNameValidation bool
 }
 
 // DefaultOptions are the flag defaults.
@@ -106,6 +112,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		RotationAllow:    o.RotationAllow,
 		TargetPrefixes:   o.AllowedTargetPrefixes,
 		Workers:          o.Workers,
+		Now:              o.Clock,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
@@ -144,6 +151,8 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "kube-secrets-manager.io",
 		LeaderElectionNamespace: o.Namespace,
+		// A stopping replica hands the lease over at once instead of letting it expire.
+		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
 				&corev1.Secret{}:   {Label: labels.NewSelector().Add(*owned), Transform: objects.TrimForCache},
@@ -153,7 +162,10 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 			DefaultTransform:            cache.TransformStripManagedFields(),
 			ReaderFailOnMissingInformer: true,
 		},
-		Controller: config.Controller{UsePriorityQueue: &noPriorityQueue},
+		Controller: config.Controller{UsePriorityQueue: &noPriorityQueue, SkipNameValidation: &o.SkipNameValidation},
+	}
+	if o.LeaseDuration > 0 {
+		opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod = &o.LeaseDuration, &o.RenewDeadline, &o.RetryPeriod
 	}
 	if len(o.WatchNamespaces) > 0 {
 		opts.Cache.DefaultNamespaces = map[string]cache.Config{}

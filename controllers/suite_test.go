@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,6 +122,7 @@ func TestMain(m *testing.M) {
 		suiteOpts.MetricsAddr, suiteOpts.ProbeAddr = "0", "0"
 		suiteOpts.Namespace = "kube-secrets-manager"
 		suiteOpts.RotationImage = "kube-secrets-manager:test"
+		suiteOpts.Clock = suiteClock.Now
 		// What the suite's policies ask of rotation pods; everything else is refused (tested).
 		suiteOpts.RotationAllow = rotation.Allow{Images: []string{"registry.example/rotators/*"}, ServiceAccounts: []string{"rotator"}, Scheduling: true}
 		if w := os.Getenv("KSM_WORKERS"); w != "" {
@@ -214,6 +216,21 @@ func applyBundleRBAC(ctx context.Context) error {
 		return fmt.Errorf("the bundle has only %d RBAC objects; run 'make bundle'", n)
 	}
 	return nil
+}
+
+// suiteClock is the running operator's clock: the system clock plus an offset a test may set
+// (and must reset) to see what happens days later.
+var suiteClock movableClock
+
+type movableClock struct{ offset atomic.Int64 }
+
+func (c *movableClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// advance moves the operator's clock forward by d until the test ends.
+func (c *movableClock) advance(t *testing.T, d time.Duration) {
+	t.Helper()
+	c.offset.Add(int64(d))
+	t.Cleanup(func() { c.offset.Add(-int64(d)) })
 }
 
 var nsCounter struct {

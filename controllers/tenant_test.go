@@ -473,6 +473,16 @@ func TestRotationPolicyCannotBorrowTheOperator(t *testing.T) {
 	}
 	createReady(t, rotated(ns, "uses-allowed", "allowed"))
 	waitScheduled(t, ns, "uses-allowed")
+	// The custom rotation contract's pod: the policy's image with its own entrypoint, the Job's
+	// UID in JOB_UID, the material mounted read-only, the allowed service account, no token.
+	custom := cronJobOf(t, ns, "uses-allowed").Spec.JobTemplate.Spec.Template.Spec
+	ctr := custom.Containers[0]
+	if ctr.Image != "registry.example/rotators/pg:1.0" || len(ctr.Args) != 0 || len(ctr.Command) != 0 ||
+		len(ctr.Env) != 1 || ctr.Env[0].Name != "JOB_UID" || ctr.Env[0].ValueFrom == nil ||
+		len(ctr.VolumeMounts) != 1 || ctr.VolumeMounts[0].MountPath != "/var/run/kube-secrets-manager/rotation" || !ctr.VolumeMounts[0].ReadOnly ||
+		custom.ServiceAccountName != "rotator" || custom.AutomountServiceAccountToken == nil || *custom.AutomountServiceAccountToken || custom.HostNetwork {
+		t.Fatalf("the custom rotation pod: %+v", custom)
+	}
 	for name := range refused {
 		eventually(t, "policy "+name+" refused", func() error {
 			p := &v1alpha1.RotationPolicy{}

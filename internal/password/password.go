@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 )
 
 // Limits and defaults from AWS.
@@ -167,4 +169,25 @@ func distinctPositions(n, k int) ([]int, error) {
 		idx[i], idx[s] = idx[s], idx[i]
 	}
 	return idx[:k], nil
+}
+
+// FromSpec is the API's PasswordPolicy as a Policy (nil: AWS's defaults).
+func FromSpec(p *v1alpha1.PasswordPolicy) Policy {
+	if p == nil {
+		return Policy{}
+	}
+	out := Policy{
+		ExcludeCharacters:       p.ExcludeCharacters,
+		ExcludeNumbers:          p.ExcludeNumbers,
+		ExcludePunctuation:      p.ExcludePunctuation,
+		ExcludeUppercase:        p.ExcludeUppercase,
+		ExcludeLowercase:        p.ExcludeLowercase,
+		IncludeSpace:            p.IncludeSpace,
+		RequireEachIncludedType: p.RequireEachIncludedType,
+	}
+	if p.PasswordLength != nil {
+		n := int(*p.PasswordLength)
+		out.Length = &n
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
 )
 
@@ -117,3 +118,25 @@ func PendingValue(current []byte, strategy, password string) ([]byte, error) {
 	obj["password"] = password
 	return value.Marshal(obj)
 }
+
+// PasswordPolicy is the policy for a strategy's new passwords: the RotationPolicy's own, or AWS's
+// template defaults, which leave out the characters that break connection strings (PostgreSQL
+// :/@"'\ and MySQL /@"'\).
+func PasswordPolicy(strategy string, override *v1alpha1.PasswordPolicy) password.Policy {
+	if override != nil {
+		return password.FromSpec(override)
+	}
+	switch {
+	case strings.HasPrefix(strategy, "postgresql"):
+		return password.Policy{ExcludeCharacters: PostgreSQLExcluded}
+	case strings.HasPrefix(strategy, "mysql"):
+		return password.Policy{ExcludeCharacters: MySQLExcluded}
+	}
+	return password.Policy{}
+}
+
+// The characters AWS's rotation templates exclude by default.
+const (
+	PostgreSQLExcluded = ":/@\"'\\"
+	MySQLExcluded      = "/@\"'\\"
+)

@@ -89,3 +89,42 @@ func TestUsernameLimit(t *testing.T) {
 		t.Fatal("limits")
 	}
 }
+
+// Per-engine default password policies (AWS's rotation templates) and a policy's override.
+func TestPasswordPolicyDefaultsAndOverride(t *testing.T) {
+	length := int32(12)
+	tests := []struct {
+		strategy string
+		override *v1alpha1.PasswordPolicy
+		length   int
+		never    string
+	}{
+		{v1alpha1.StrategyPostgreSQLSingleUser, nil, 32, ":/@\"'\\"},
+		{v1alpha1.StrategyPostgreSQLAlternatingUsers, nil, 32, ":/@\"'\\"},
+		{v1alpha1.StrategyMySQLSingleUser, nil, 32, "/@\"'\\"},
+		{v1alpha1.StrategyMySQLAlternatingUsers, nil, 32, "/@\"'\\"},
+		{v1alpha1.StrategyPostgreSQLSingleUser, &v1alpha1.PasswordPolicy{PasswordLength: &length, ExcludePunctuation: true}, 12, "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"},
+	}
+	for _, tt := range tests {
+		// Enough passwords that a missing exclusion would show (each has 32 characters drawn
+		// from about 90).
+		for i := 0; i < 300; i++ {
+			pw, err := PasswordPolicy(tt.strategy, tt.override).Generate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pw) != tt.length || strings.ContainsAny(pw, tt.never) {
+				t.Fatalf("%s (override %v): a password of %d characters with one of %q", tt.strategy, tt.override != nil, len(pw), tt.never)
+			}
+		}
+	}
+	// Without an override, the password strategy excludes nothing: punctuation does appear.
+	seen := false
+	for i := 0; i < 50 && !seen; i++ {
+		pw, _ := PasswordPolicy(v1alpha1.StrategyPassword, nil).Generate()
+		seen = strings.ContainsAny(pw, ":/@\"'\\")
+	}
+	if !seen {
+		t.Fatal("the password strategy never uses the characters databases exclude")
+	}
+}
