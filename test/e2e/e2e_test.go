@@ -267,6 +267,36 @@ func TestAlternatingUsersRotationReachesTheConsumer(t *testing.T) {
 	consumerSays(t, ns, "login ok user="+u.Name+"_clone", rotatedAt.Add(15*time.Second), 2*time.Minute)
 }
 
+// The image is the static binary alone, with no zone files: a policy's time zone still resolves
+// (the zone database is embedded), so the secret's rotation is scheduled.
+func TestTimeZoneScheduleInTheShippedImage(t *testing.T) {
+	ns := namespace(t, "e2e-tz-")
+	p := &v1alpha1.RotationPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "berlin"},
+		Spec: v1alpha1.RotationPolicySpec{Strategy: v1alpha1.StrategyPassword, Schedule: v1alpha1.RotationSchedule{Cron: "0 3 * * *", TimeZone: "Europe/Berlin"}}}
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	m := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}, Spec: v1alpha1.ManagedSecretSpec{
+		Generate: &v1alpha1.GenerateSource{}, Rotation: &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: "berlin"}}}}
+	if err := c.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "rotation scheduled in Europe/Berlin", time.Minute, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(m), m); err != nil {
+			return err
+		}
+		for _, cond := range m.Status.Conditions {
+			if cond.Type == v1alpha1.ConditionRotationScheduled {
+				if cond.Status != metav1.ConditionTrue {
+					return fmt.Errorf("%s: %s", cond.Reason, cond.Message)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no RotationScheduled condition yet")
+	})
+}
+
 // The operator lists and watches Secrets only with its label selector: the API server's audit log
 // shows no unselected LIST or WATCH of Secrets by its service account.
 func TestAuditLogShowsOnlySelectedSecretListsAndWatches(t *testing.T) {
