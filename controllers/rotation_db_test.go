@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -343,4 +344,54 @@ func hasEvent(t *testing.T, ns, reason string) bool {
 		}
 	}
 	return false
+}
+
+// ssl: true through the operator: the policy's CA bundle reaches the rotation pod, which verifies
+// the server's certificate and host name (verify-full); without the bundle the pod refuses to send
+// the credentials and the rotation fails, leaving AWSCURRENT as it was.
+func TestTLSRotationVerifiesTheServer(t *testing.T) {
+	ctx := context.Background()
+	server := testdb.TLSPostgres(t)
+	ns := newNamespace(t)
+	withCA := policy(ns, "pg-tls", v1alpha1.StrategyPostgreSQLSingleUser, func(s *v1alpha1.RotationPolicySpec) {
+		s.TLS = &v1alpha1.RotationTLS{CABundle: string(server.CA)}
+	})
+	withoutCA := policy(ns, "pg-no-ca", v1alpha1.StrategyPostgreSQLSingleUser)
+	for _, p := range []*v1alpha1.RotationPolicy{withCA, withoutCA} {
+		if err := k8s.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tlsSecret := func(name, policyName string, u testdb.User) *v1alpha1.ManagedSecret {
+		src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-import", Annotations: importConsent(name)}, StringData: map[string]string{
+			"engine": "postgres", "host": server.Host, "port": fmt.Sprint(server.Port), "username": u.Name, "password": u.Password, "dbname": "postgres", "ssl": "true"}}
+		if err := k8s.Create(ctx, src); err != nil {
+			t.Fatal(err)
+		}
+		m := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1alpha1.ManagedSecretSpec{
+			FromSecret: &v1alpha1.LocalObjectReference{Name: src.Name}, Rotation: &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: policyName}}}}
+		return createReady(t, m)
+	}
+	u := server.User(t, "")
+	m := tlsSecret("verified", "pg-tls", u)
+	rotateOnce(t, ns, "verified", "rot-verified", 0)
+	waitRotated(t, ns, "verified", m.Status.CurrentVersionID)
+	now := current(t, ns, "verified")
+	if now.Password == u.Password || server.Login(now) != nil || server.Login(u) == nil {
+		t.Fatal("after a verified TLS rotation the new password must log in and the old one must not")
+	}
+
+	other := server.User(t, "")
+	unverified := tlsSecret("unverified", "pg-no-ca", other)
+	rotateOnce(t, ns, "unverified", "rot-unverified", 1)
+	eventually(t, "the unverifiable rotation fails", func() error {
+		c := rotationCondition(getMsec(t, ns, "unverified"), v1alpha1.ConditionRotationFailed)
+		if c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("%+v", c)
+		}
+		return nil
+	})
+	if server.Login(other) != nil || getMsec(t, ns, "unverified").Status.CurrentVersionID != unverified.Status.CurrentVersionID {
+		t.Fatal("a rotation that could not verify the server changed the password")
+	}
 }
