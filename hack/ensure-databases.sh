@@ -56,4 +56,15 @@ if ! maria_up; then
   fi
   wait_for MariaDB maria_up
 fi
-log "PostgreSQL and MariaDB are up"
+# Up is not enough: the tests log in as the superusers over TCP, so check exactly that (a server
+# that answers ping but refuses the login would make every database test fail later, less clearly).
+if ! psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -tAc 'SELECT 1' >/dev/null 2>&1; then
+  log "PostgreSQL is up but 'psql -h 127.0.0.1 -U postgres' cannot log in: the tests need trust for postgres on 127.0.0.1 (pg_hba.conf)"
+  exit 1
+fi
+if ! { command -v mariadb >/dev/null && mariadb -h 127.0.0.1 -P 3306 -uroot -e 'SELECT 1' >/dev/null 2>&1; } &&
+   ! { command -v mysql >/dev/null && mysql -h 127.0.0.1 -P 3306 -uroot -e 'SELECT 1' >/dev/null 2>&1; }; then
+  log "MariaDB is up but root cannot log in over TCP without a password: the tests need that"
+  exit 1
+fi
+log "PostgreSQL and MariaDB are up and the tests can log in"
