@@ -107,9 +107,10 @@ kubectl: ## Build kubectl at the pinned Kubernetes version into bin/k8s.
 INSTALL_DIR ?= $(shell $(GO) env GOPATH)/bin
 
 .PHONY: install-plugin
-install-plugin: build ## Install the kubectl plugin as $(INSTALL_DIR)/kubectl-secrets_manager.
+install-plugin: build ## Install the kubectl plugin as $(INSTALL_DIR)/kubectl-secrets_manager (and its kubectl completion helper).
 	mkdir -p $(INSTALL_DIR)
 	install -m 0755 $(LOCALBIN)/kube-secrets-manager $(INSTALL_DIR)/kubectl-secrets_manager
+	ln -sf kubectl-secrets_manager $(INSTALL_DIR)/kubectl_complete-secrets_manager
 	@echo "installed; make sure $(INSTALL_DIR) is on PATH, then run: kubectl secrets-manager --help"
 
 .PHONY: e2e
@@ -129,3 +130,21 @@ dev: control-plane kubectl manifests build ## Run the operator on a local contro
 	$(GO) build -o $(LOCALBIN)/ksm-dev ./hack/dev
 	@echo "kubectl $(KUBERNETES_VERSION) is in $(ENVTEST_ASSETS); add it to PATH with: export PATH=$(ENVTEST_ASSETS):\$$PATH"
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(LOCALBIN)/ksm-dev --manager $(LOCALBIN)/kube-secrets-manager $(DEV_FLAGS)
+
+# The plugin's krew release: archives and the rendered manifest in bin/release/ (ignored, unlike
+# dist/). The platforms, archive names and build paths come from internal/krewrelease
+# (through hack/krew-release), which test/krew also checks the manifest template against.
+PLUGIN_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null || echo v0.0.0-dev)
+RELEASE_URL ?= https://github.com/kube-secrets-manager/kube-secrets-manager/releases/download/$(PLUGIN_VERSION)
+RELEASE_DIR := $(LOCALBIN)/release
+
+.PHONY: release-plugin
+release-plugin: ## Build the plugin's krew archives (linux, darwin; amd64, arm64) and manifest into bin/release/ (PLUGIN_VERSION, RELEASE_URL).
+	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR)/build
+	platforms="$$($(GO) run ./hack/krew-release platforms)"; \
+	while read -r os arch out; do \
+		echo "building $$out ($$os/$$arch)"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w' -o $(RELEASE_DIR)/build/$$out . || exit 1; \
+	done <<< "$$platforms"
+	$(GO) run ./hack/krew-release package -version $(PLUGIN_VERSION) -release-url $(RELEASE_URL) \
+		-builds $(RELEASE_DIR)/build -out $(RELEASE_DIR) -template plugins/secrets-manager.yaml README.md LICENSE

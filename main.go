@@ -1,6 +1,7 @@
 // Command kube-secrets-manager runs the operator's manager, the rotation pods' `rotate` command,
 // and, installed as kubectl-secrets_manager (or run as `kube-secrets-manager cli`), the
-// `kubectl secrets-manager` plugin.
+// `kubectl secrets-manager` plugin; installed as kubectl_complete-secrets_manager, it answers
+// kubectl's completion requests for the plugin.
 package main
 
 import (
@@ -24,9 +25,8 @@ import (
 
 func main() {
 	args := os.Args[1:]
-	// Installed as kubectl-secrets_manager, the binary is the kubectl plugin.
-	if filepath.Base(os.Args[0]) == cli.PluginName {
-		os.Exit(runCLI(args))
+	if pluginArgs, ok := asPlugin(os.Args[0], args); ok {
+		os.Exit(runCLI(pluginArgs))
 	}
 	if len(args) > 0 && args[0] == "cli" {
 		os.Exit(runCLI(args[1:]))
@@ -41,6 +41,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kube-secrets-manager:", err)
 		os.Exit(1)
 	}
+}
+
+// asPlugin says whether the executable's name makes it the kubectl plugin, and with which
+// arguments: kubectl-secrets_manager is the plugin; kubectl_complete-secrets_manager, which
+// kubectl runs to complete the plugin's arguments, is the plugin's completion request.
+func asPlugin(argv0 string, args []string) ([]string, bool) {
+	switch strings.TrimSuffix(filepath.Base(argv0), ".exe") {
+	case cli.PluginName:
+		return args, true
+	case cli.CompletionHelperName:
+		return append([]string{cli.CompleteCommand}, args...), true
+	}
+	return nil, false
 }
 
 func runManager(args []string) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 )
 
 // countingRecorder counts the Events a hand-run reconciler emits (each is a write).
@@ -125,4 +126,14 @@ func patchAnnotations(t *testing.T, ns, name string, ann map[string]any) {
 	if err := k8s.Patch(context.Background(), m, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sealVersion builds a version object as the store would (format 2 binding, a String value), for
+// tests that plant versions by hand.
+func (r *ManagedSecretReconciler) sealVersion(ctx context.Context, m *v1alpha1.ManagedSecret, id string, labels []string, plaintext []byte) (*v1alpha1.SecretVersion, error) {
+	sealed, err := envelope.Seal(ctx, r.Keys, m.Spec.KMSKeyRef, objects.NewBinding(m, id, false), plaintext)
+	if err != nil {
+		return nil, err
+	}
+	return objects.SecretVersion(m, id, labels, sealed, false, nil), nil
 }

@@ -3,6 +3,7 @@ package controllers
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -24,12 +26,14 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/summary"
 )
 
 // FieldManager is the server-side apply field manager of everything the operator generates.
-const FieldManager = "kube-secrets-manager"
+const FieldManager = store.FieldManager
 
 // ManagedSecretReconciler turns ManagedSecrets into encrypted SecretVersions and projects the
 // AWSCURRENT version into a Secret.
@@ -42,6 +46,8 @@ type ManagedSecretReconciler struct {
 	Keys        envelope.KeyProvider
 	ValueLimit  int
 	ClusterName string
+	// ARNPartition is the ARN's partition (default "kubernetes").
+	ARNPartition string
 	// KeyringNamespace and KeyringSecret name the keyring, which is never imported.
 	KeyringNamespace string
 	KeyringSecret    string
@@ -56,6 +62,9 @@ type ManagedSecretReconciler struct {
 
 	// verified remembers which Secret resourceVersions hold what the operator wrote.
 	verified verifiedSecrets
+	// store is the one implementation of the version rules (made on first use).
+	store     *store.Store
+	storeOnce sync.Once
 }
 
 // Permissions (each line is explained in the README, "Permissions"):
@@ -75,49 +84,20 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, msec); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	r.storeOnce.Do(func() {
+		r.store = &store.Store{Client: r.Client, APIReader: r.APIReader, Keys: r.Keys, Limit: r.ValueLimit, ARN: r.arn}
+	})
 	if !msec.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, msec)
 	}
-	if !controllerutil.ContainsFinalizer(msec, v1alpha1.Finalizer) {
-		// A merge patch touches only the finalizers, so we claim no ownership of spec fields.
-		orig := msec.DeepCopy()
-		controllerutil.AddFinalizer(msec, v1alpha1.Finalizer)
-		err := r.Patch(ctx, msec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
-		}
-		if err != nil {
-			return ctrl.Result{}, err
-		}
+	if retry, err := r.claim(ctx, msec); retry || err != nil {
+		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, err
 	}
-
 	s := &scope{msec: msec, before: msec.Status.DeepCopy(), now: r.now()}
-	res := r.reconcilePhases(ctx, s)
-
-	newStatus := summary.Status(summary.Input{
-		Generation:      msec.Generation,
-		Previous:        *s.before,
-		Versions:        s.versionFacts(),
-		TargetName:      targetName(msec),
-		Outcome:         res.outcome,
-		Rotation:        s.rotationUpdate(),
-		DeletionTime:    s.deletionTime,
-		DeletionRequest: s.deletionRequest,
-		Now:             s.now,
-	})
-	newStatus.ID = stableID(r.ClusterName, msec)
-	if !equality.Semantic.DeepEqual(*s.before, newStatus) {
-		orig := msec.DeepCopy()
-		msec.Status = newStatus
-		// The optimistic lock turns a reconcile that read a stale ManagedSecret into a conflict
-		// and a quick retry, instead of a status computed from old facts.
-		err := r.Status().Patch(ctx, msec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
-		}
-		if err != nil {
-			return ctrl.Result{}, err
-		}
+	defer s.current.Clear()
+	res := r.runPhases(ctx, s)
+	if retry, err := r.patchStatus(ctx, s, res); retry || err != nil {
+		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, err
 	}
 	r.announce(msec, s.before, res.outcome)
 	if res.err != nil {
@@ -127,14 +107,85 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	return ctrl.Result{RequeueAfter: res.requeueAfter}, nil
 }
 
-// finalize removes what the ManagedSecret produced, then lets it go.
+// claim adds the finalizer and the stable secret id in one merge patch (touching no spec field,
+// so the operator owns none), with an optimistic lock. retry is true after a conflict.
+func (r *ManagedSecretReconciler) claim(ctx context.Context, msec *v1alpha1.ManagedSecret) (bool, error) {
+	hasID := msec.Annotations[v1alpha1.AnnotationSecretID] != ""
+	if controllerutil.ContainsFinalizer(msec, v1alpha1.Finalizer) && hasID {
+		return false, nil
+	}
+	orig := msec.DeepCopy()
+	controllerutil.AddFinalizer(msec, v1alpha1.Finalizer)
+	if !hasID {
+		if msec.Annotations == nil {
+			msec.Annotations = map[string]string{}
+		}
+		msec.Annotations[v1alpha1.AnnotationSecretID] = string(msec.UID)
+	}
+	err := r.Patch(ctx, msec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) {
+		return true, nil
+	}
+	return false, err
+}
+
+// patchStatus computes the status from what the phases found and patches it once, only when it
+// changed, under an optimistic lock (a reconcile that read a stale ManagedSecret gets a conflict
+// and a quick retry, instead of writing a status computed from old facts).
+func (r *ManagedSecretReconciler) patchStatus(ctx context.Context, s *scope, res *result) (bool, error) {
+	in := summary.Input{
+		Generation: s.msec.Generation, Previous: *s.before, Versions: s.versionFacts(),
+		TargetName: targetName(s.msec), Outcome: res.outcome, DeletionTime: s.deletionTime,
+		DeletionRequest: s.deletionRequest, Changed: s.changed, Accessed: s.accessed, Now: s.now,
+	}
+	if s.rot != nil {
+		in.Rotation = &s.rot.update
+	}
+	status := summary.Status(in)
+	status.ID = r.arn(s.msec)
+	if equality.Semantic.DeepEqual(*s.before, status) {
+		return false, nil
+	}
+	orig := s.msec.DeepCopy()
+	s.msec.Status = status
+	err := r.Status().Patch(ctx, s.msec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) {
+		return true, nil
+	}
+	return false, client.IgnoreNotFound(err)
+}
+
+func (r *ManagedSecretReconciler) arn(msec *v1alpha1.ManagedSecret) string {
+	return objects.ARN(r.ARNPartition, r.ClusterName, msec)
+}
+
+// finalize removes what the ManagedSecret produced, then lets it go. Deleting explicitly (not
+// only through garbage collection) leaves nothing behind even where no garbage collector runs.
 func (r *ManagedSecretReconciler) finalize(ctx context.Context, msec *v1alpha1.ManagedSecret) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(msec, v1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	remaining, err := r.deleteOwned(ctx, msec)
+	sec, err := r.store.Load(ctx, msec)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	remaining, err := sec.DeleteAll(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	secrets, err := r.listSecretMeta(ctx, msec.Namespace, client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(msec.UID)})
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for i := range secrets {
+		if !isControlledBy(&secrets[i], msec) {
+			continue
+		}
+		remaining++
+		if err := r.deleteIfControlled(ctx, &secrets[i], msec.UID); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.verified.forget(secrets[i].UID)
 	}
 	if remaining > 0 {
 		// Something (another finalizer, say) holds an object back: look again, less and less often.
@@ -151,9 +202,6 @@ func (r *ManagedSecretReconciler) finalize(ctx context.Context, msec *v1alpha1.M
 // announce emits an Event when the Ready condition changes reason (a failure, or the recovery from
 // one), so failures are visible once, not on every retry.
 func (r *ManagedSecretReconciler) announce(msec *v1alpha1.ManagedSecret, before *v1alpha1.ManagedSecretStatus, o summary.Outcome) {
-	if r.Recorder == nil {
-		return
-	}
 	var prev *metav1.Condition
 	for i := range before.Conditions {
 		if before.Conditions[i].Type == v1alpha1.ConditionReady {
@@ -174,8 +222,16 @@ func (r *ManagedSecretReconciler) announce(msec *v1alpha1.ManagedSecret, before 
 	r.Recorder.Eventf(msec, nil, eventType, o.Reason, "Reconcile", "%s", o.Message)
 }
 
+func (r *ManagedSecretReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
 // jobToManagedSecret maps a rotation Job (made by our CronJob, or by rotate-now) to its
-// ManagedSecret through the annotation the Job template carries.
+// ManagedSecret through the annotation the Job template carries; the reconcile decides whether
+// the Job is trusted.
 func jobToManagedSecret(_ context.Context, o client.Object) []reconcile.Request {
 	name := o.GetAnnotations()[v1alpha1.AnnotationManagedSecretName]
 	if name == "" {
@@ -199,22 +255,8 @@ func (r *ManagedSecretReconciler) policyToManagedSecrets(ctx context.Context, o 
 	return out
 }
 
-func (s *scope) rotationUpdate() *summary.Rotation {
-	if s.rot == nil {
-		return nil
-	}
-	return &s.rot.update
-}
-
-func (r *ManagedSecretReconciler) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
-// SetupWithManager registers the controller: it reacts to spec changes and deletion of
-// ManagedSecrets, and to changes of the SecretVersions and Secrets it owns.
+// SetupWithManager registers the controller: it reacts to spec changes, annotation changes and
+// deletion of ManagedSecrets, and to changes of the objects it owns (Secrets as metadata only).
 func (r *ManagedSecretReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	workers := r.Workers
 	if workers <= 0 {
@@ -241,4 +283,11 @@ func (r *ManagedSecretReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.RotationPolicy{}, handler.EnqueueRequestsFromMapFunc(r.policyToManagedSecrets)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// deletionPredicate passes updates that start a deletion.
+type deletionPredicate struct{ predicate.Funcs }
+
+func (deletionPredicate) Update(e event.UpdateEvent) bool {
+	return e.ObjectNew.GetDeletionTimestamp() != nil
 }

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 )
 
 func generated(ns, name string) *v1alpha1.ManagedSecret {
@@ -78,7 +79,7 @@ func TestGenerateBecomesEncryptedVersionAndProjectedSecret(t *testing.T) {
 	if c := metav1.GetControllerOf(sec); c == nil || c.UID != m.UID || c.Kind != "ManagedSecret" {
 		t.Fatalf("projected Secret owner %+v", c)
 	}
-	if sec.Labels[v1alpha1.LabelManagedSecretUID] != string(m.UID) || sec.Annotations[AnnotationVersionID] != v.Spec.VersionID {
+	if sec.Labels[v1alpha1.LabelManagedSecretUID] != string(m.UID) || sec.Annotations[objects.AnnotationVersionID] != v.Spec.VersionID {
 		t.Fatalf("projected Secret metadata %v %v", sec.Labels, sec.Annotations)
 	}
 	if !hasFieldManager(sec.ManagedFields, FieldManager, metav1.ManagedFieldsOperationApply) {

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/cli"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
@@ -94,9 +95,7 @@ func TestPluginPutAndGet(t *testing.T) {
 		t.Fatalf("idempotent put: %d %s", code, errOut)
 	}
 	code, _, errOut = plugin(t, ns, "", "put", "api", "-f", valueFile(t, `{"token":"CANARY-other"}`), "--client-request-token", token)
-	if code != 1 || !strings.Contains(errOut, "You can't use ClientRequestToken "+token+" because that value is already in use") || strings.Contains(errOut, "CANARY") {
-		t.Fatalf("conflicting put: %d %s", code, errOut)
-	}
+	wantRefusal(t, "conflicting put", code, errOut, awserr.ResourceExists, "You can't use ClientRequestToken "+token+" because that value is already in use")
 	if n := len(versions(t, ns)); n != 1 {
 		t.Fatalf("%d versions after the refused put", n)
 	}
@@ -117,8 +116,8 @@ func TestPluginPutAndGet(t *testing.T) {
 	}
 	// Written to a file with mode 0600.
 	path := filepath.Join(t.TempDir(), "out.json")
-	if code, _, errOut := plugin(t, ns, "", "get", "api", "--version-id", token, "-o", path); code != 0 {
-		t.Fatalf("get -o: %d %s", code, errOut)
+	if code, out, errOut := plugin(t, ns, "", "get", "api", "--version-id", token, "--output-file", path); code != 0 || out != "" {
+		t.Fatalf("get --output-file: %d %q %s", code, out, errOut)
 	}
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("file mode %v %v", st, err)
@@ -127,25 +126,30 @@ func TestPluginPutAndGet(t *testing.T) {
 		t.Fatalf("file holds %q", data)
 	}
 
-	// Bad input: one line, non-zero, nothing changed.
-	bad := []struct {
+	// Bad input: one line, the exit code of its class, nothing changed.
+	before := stagesByVersion(t, ns)
+	for _, b := range []struct {
 		args []string
-		code int
+		typ  string
 		want string
 	}{
-		{[]string{"get", "api", "--version-id", "99999999-aaaa-bbbb-cccc-000000000009"}, 1, "can't find the specified secret value for VersionId: 99999999-aaaa-bbbb-cccc-000000000009"},
-		{[]string{"get", "api", "--stage", "nope"}, 1, "can't find the specified secret value for staging label: nope"},
-		{[]string{"put", "api", "-f", valueFile(t, "x"), "--client-request-token", "short"}, 2, "--client-request-token must be 32 to 64 characters"},
-		{[]string{"put", "api"}, 2, "never from the command line"},
-		{[]string{"get", "missing"}, 1, "can't find the specified secret"},
-	}
-	before := stagesByVersion(t, ns)
-	for _, b := range bad {
+		{[]string{"get", "api", "--version-id", "99999999-aaaa-bbbb-cccc-000000000009"}, awserr.ResourceNotFound, "can't find the specified secret value for VersionId: 99999999-aaaa-bbbb-cccc-000000000009"},
+		{[]string{"get", "api", "--stage", "nope"}, awserr.ResourceNotFound, "can't find the specified secret value for staging label: nope"},
+	} {
 		code, _, errOut := plugin(t, ns, "", b.args...)
-		if code != b.code || !strings.Contains(errOut, b.want) || strings.Count(strings.TrimSpace(strings.Split(errOut, "\nRun")[0]), "\n") != 0 {
-			t.Errorf("%v: exit %d, stderr %q", b.args, code, errOut)
-		}
+		wantRefusal(t, strings.Join(b.args, " "), code, errOut, b.typ, b.want)
 	}
+	for _, b := range [][]string{
+		{"put", "api", "-f", valueFile(t, "x"), "--client-request-token", "short"},
+		{"put", "api"},
+		{"put", "api", "-f", valueFile(t, "")},
+		{"put", "api", "-f", "-"},
+	} {
+		code, _, errOut := plugin(t, ns, "", b...)
+		wantUsageError(t, strings.Join(b, " "), code, errOut)
+	}
+	code, _, errOut = plugin(t, ns, "", "get", "missing")
+	wantAWSError(t, "get of a missing ManagedSecret", code, errOut, awserr.ResourceNotFound, awserr.MsgSecretNotFound)
 	if after := stagesByVersion(t, ns); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("bad input changed versions: %v -> %v", before, after)
 	}
@@ -193,13 +197,9 @@ func TestPluginUpdateStageAndRollback(t *testing.T) {
 
 	// Moving AWSCURRENT without naming the version it leaves: refused, as AWS does.
 	code, _, errOut = plugin(t, ns, "", "update-stage", "db", "--stage", stages.Current, "--move-to-version-id", second)
-	if code != 1 || !strings.Contains(errOut, "attached to another version") {
-		t.Fatalf("move without remove-from: %d %s", code, errOut)
-	}
+	wantRefusal(t, "move without remove-from", code, errOut, "", "so you must explicitly reference that version in RemoveFromVersionId")
 	code, _, errOut = plugin(t, ns, "", "update-stage", "db", "--stage", stages.Current, "--move-to-version-id", "99999999-aaaa-bbbb-cccc-000000000009", "--remove-from-version-id", first)
-	if code != 1 || !strings.Contains(errOut, "no such version") {
-		t.Fatalf("move to a missing version: %d %s", code, errOut)
-	}
+	wantRefusal(t, "move to a missing version", code, errOut, "", "Not a valid version: ")
 	if l := stagesByVersion(t, ns); l[first] != stages.Current {
 		t.Fatalf("a refused move changed labels: %v", l)
 	}
@@ -237,7 +237,7 @@ func TestPluginDescribeAndVersions(t *testing.T) {
 		}
 		return nil
 	})
-	code, out, errOut := plugin(t, ns, "", "describe", "app")
+	code, out, errOut := plugin(t, ns, "", "describe", "app", "-o", "json")
 	if code != 0 {
 		t.Fatal(errOut)
 	}
@@ -253,13 +253,13 @@ func TestPluginDescribeAndVersions(t *testing.T) {
 	if _, listed := toStages[first]; listed {
 		t.Fatal("the deprecated first version must not be in VersionIdsToStages")
 	}
-	code, out, _ = plugin(t, ns, "", "versions", "app")
+	code, out, _ = plugin(t, ns, "", "versions", "app", "-o", "json")
 	var l struct{ Versions []map[string]any }
 	_ = json.Unmarshal([]byte(out), &l)
 	if code != 0 || len(l.Versions) != 2 {
 		t.Fatalf("versions: %s", out)
 	}
-	code, out, _ = plugin(t, ns, "", "versions", "app", "--include-deprecated")
+	code, out, _ = plugin(t, ns, "", "versions", "app", "--include-deprecated", "-o", "json")
 	l = struct{ Versions []map[string]any }{}
 	_ = json.Unmarshal([]byte(out), &l)
 	if code != 0 || len(l.Versions) != 3 {
@@ -321,11 +321,9 @@ func TestPluginDeleteWithRecoveryWindowAndRestore(t *testing.T) {
 	}
 	for _, args := range [][]string{{"get", "old"}, {"put", "old", "-f", valueFile(t, "CANARY-late")}, {"rotate", "old"}, {"rollback", "old"}, {"delete", "old"}} {
 		code, _, errOut := plugin(t, ns, "", args...)
-		if code != 1 || !strings.Contains(errOut, "You can't perform this operation on the secret because it was marked for deletion.") {
-			t.Errorf("%v while marked: %d %s", args, code, errOut)
-		}
+		wantAWSError(t, strings.Join(args, " ")+" while marked", code, errOut, awserr.InvalidRequest, awserr.MsgMarkedForDeletion)
 	}
-	code, out, _ = plugin(t, ns, "", "describe", "old")
+	code, out, _ = plugin(t, ns, "", "describe", "old", "-o", "json")
 	if code != 0 || !strings.Contains(out, "DeletedDate") {
 		t.Fatalf("describe while marked: %d %s", code, out)
 	}
@@ -440,7 +438,7 @@ func TestPluginRotateAndCancel(t *testing.T) {
 		}
 		return nil
 	})
-	code, out, _ := plugin(t, ns, "", "describe", "app")
+	code, out, _ := plugin(t, ns, "", "describe", "app", "-o", "json")
 	if code != 0 || !strings.Contains(out, `"RotationEnabled": false`) {
 		t.Fatalf("describe after cancel: %s", out)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotator"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/schedule"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/testdb"
 )
 
@@ -372,7 +373,7 @@ func TestInterruptedPutIsCompleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv.Annotations = map[string]string{AnnotationIntendedStages: stages.Current}
+	sv.Annotations = map[string]string{store.AnnotationIntendedStages: stages.Current}
 	if err := k8s.Create(ctx, sv); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +382,7 @@ func TestInterruptedPutIsCompleted(t *testing.T) {
 		intentLeft := false
 		for _, v := range versions(t, ns) {
 			labels[v.Spec.VersionID] = strings.Join(v.Spec.Stages, ",")
-			_, has := v.Annotations[AnnotationIntendedStages]
+			_, has := v.Annotations[store.AnnotationIntendedStages]
 			intentLeft = intentLeft || has
 		}
 		if labels[sv.Spec.VersionID] != stages.Current || labels[m.Status.CurrentVersionID] != stages.Previous || intentLeft {

@@ -179,6 +179,10 @@ type ManagedSecretStatus struct {
 	// lastChangedTime is when the value or its labels last changed.
 	// +optional
 	LastChangedTime *metav1.Time `json:"lastChangedTime,omitempty"`
+	// lastAccessedDate is the day (00:00 UTC) a value was last read through the plugin or the
+	// AWS API, as AWS's LastAccessedDate; written at most once a day.
+	// +optional
+	LastAccessedDate *metav1.Time `json:"lastAccessedDate,omitempty"`
 	// lastRotatedTime is when a rotation last completed.
 	// +optional
 	LastRotatedTime *metav1.Time `json:"lastRotatedTime,omitempty"`

@@ -61,7 +61,25 @@ type EncryptedPayload struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=100000
 	Ciphertext string `json:"ciphertext"`
+	// valueType is String (AWS's SecretString) or Binary (SecretBinary); absent means String.
+	// It is bound into the authentication data, so a value is read back as the kind it was put.
+	// +optional
+	// +kubebuilder:validation:Enum=String;Binary
+	ValueType string `json:"valueType,omitempty"`
+	// binding is the format of the authenticated binding: v2 binds namespace, name, the
+	// secret's stable id, version id and value type. Absent on versions written before v2, which
+	// bound the ManagedSecret's UID instead.
+	// +optional
+	// +kubebuilder:validation:Enum=v2
+	Binding string `json:"binding,omitempty"`
 }
+
+// Value types of a version.
+const (
+	ValueTypeString = "String"
+	ValueTypeBinary = "Binary"
+	BindingV2       = "v2"
+)
 
 // SecretVersion is one encrypted version of a ManagedSecret and its staging labels.
 // +kubebuilder:object:root=true

@@ -31,6 +31,11 @@ const (
 	// the value once handled.
 	AnnotationRotateRequestedAt = "kube-secrets-manager.io/rotate-requested-at"
 
+	// AnnotationSecretID on a ManagedSecret is its stable id, set by the operator when it first
+	// sees the secret (the UID of that moment): versions are bound to it, and the ARN's suffix is
+	// drawn from it, so both survive a backup and restore that gives the object a new UID.
+	AnnotationSecretID = "kube-secrets-manager.io/secret-id"
+
 	// AnnotationImportAllowedFor on a Secret is its owner's consent to being imported: a
 	// comma-separated list of the ManagedSecrets (in the Secret's namespace) whose fromSecret may
 	// read it. The operator reads sources with its own rights, so without this consent anyone who

@@ -198,6 +198,10 @@ func (in *ManagedSecretStatus) DeepCopyInto(out *ManagedSecretStatus) {
 		in, out := &in.LastChangedTime, &out.LastChangedTime
 		*out = (*in).DeepCopy()
 	}
+	if in.LastAccessedDate != nil {
+		in, out := &in.LastAccessedDate, &out.LastAccessedDate
+		*out = (*in).DeepCopy()
+	}
 	if in.LastRotatedTime != nil {
 		in, out := &in.LastRotatedTime, &out.LastRotatedTime
 		*out = (*in).DeepCopy()

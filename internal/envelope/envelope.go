@@ -1,7 +1,8 @@
 // Package envelope seals secret values the way AWS does with KMS: each version gets a fresh 256-bit
 // data key, the value is sealed with AES-256-GCM, and the data key is wrapped by a key-encryption
 // key from a KeyProvider. The associated data binds a ciphertext to its namespace, ManagedSecret
-// name and UID, and version id, so a payload copied to another record or version fails to open.
+// name and stable id, version id and value kind, so a payload copied to another record or version,
+// or read as the other kind, fails to open.
 package envelope
 
 import (
@@ -30,14 +31,38 @@ var ErrDecrypt = errors.New("the version's payload failed authentication: it was
 type Binding struct {
 	Namespace string
 	Name      string
-	UID       string
+	// SecretID is the secret's stable id (kept on the ManagedSecret, so it survives a backup and
+	// restore, unlike the UID). Bindings of format 1 bound the UID in its place.
+	SecretID  string
 	VersionID string
+	// Binary says the value is a SecretBinary rather than a SecretString; a value cannot be read
+	// back as the other kind.
+	Binary bool
+	// Format is 2 for everything written now; 1 for versions written before the stable id and the
+	// value kind were bound (SecretID then holds the ManagedSecret's UID, and Binary is false).
+	Format int
 }
 
-// AAD encodes the binding unambiguously: a context string, then each field length-prefixed.
+// Binding formats.
+const (
+	FormatV1 = 1
+	FormatV2 = 2
+)
+
+// AAD encodes the binding unambiguously: a context string naming the format, then each field
+// length-prefixed.
 func (b Binding) AAD() []byte {
+	fields := []string{b.Namespace, b.Name, b.SecretID, b.VersionID}
 	out := []byte("kube-secrets-manager.io/envelope/v1")
-	for _, f := range []string{b.Namespace, b.Name, b.UID, b.VersionID} {
+	if b.Format != FormatV1 {
+		kind := "string"
+		if b.Binary {
+			kind = "binary"
+		}
+		out = []byte("kube-secrets-manager.io/envelope/v2")
+		fields = append(fields, kind)
+	}
+	for _, f := range fields {
 		out = binary.BigEndian.AppendUint32(out, uint32(len(f)))
 		out = append(out, f...)
 	}

@@ -20,7 +20,7 @@ func provider(t testing.TB) *keyring.Provider {
 	return keyring.NewProvider(ring, nil)
 }
 
-var binding = envelope.Binding{Namespace: "team-a", Name: "db", UID: "5b0e8f9a-1111-2222-3333-444455556666", VersionID: "0d9f7c5e-aaaa-bbbb-cccc-ddddeeeeffff"}
+var binding = envelope.Binding{Namespace: "team-a", Name: "db", SecretID: "5b0e8f9a-1111-2222-3333-444455556666", VersionID: "0d9f7c5e-aaaa-bbbb-cccc-ddddeeeeffff", Format: envelope.FormatV2}
 
 func TestSealOpenRoundTrip(t *testing.T) {
 	ctx := context.Background()
@@ -83,7 +83,9 @@ func TestOpenFailsClosed(t *testing.T) {
 		{"algorithm", envelope.Sealed{Algorithm: "AES-128-GCM", KeyID: s.KeyID, WrappedKey: s.WrappedKey, Nonce: s.Nonce, Ciphertext: s.Ciphertext}, binding},
 		{"other namespace", s, other(func(b *envelope.Binding) { b.Namespace = "team-b" })},
 		{"other name", s, other(func(b *envelope.Binding) { b.Name = "db2" })},
-		{"other uid", s, other(func(b *envelope.Binding) { b.UID = "x" })},
+		{"other secret id", s, other(func(b *envelope.Binding) { b.SecretID = "x" })},
+		{"read as binary", s, other(func(b *envelope.Binding) { b.Binary = true })},
+		{"as the older format", s, other(func(b *envelope.Binding) { b.Format = envelope.FormatV1 })},
 		{"other version", s, other(func(b *envelope.Binding) { b.VersionID = "y" })},
 		{"field boundary shift", s, other(func(b *envelope.Binding) { b.Namespace, b.Name = "team-ad", "b" })},
 	}

@@ -18,16 +18,16 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 )
 
-// Exit codes of the rotate command (also the contract for custom images).
+// Exit codes and the material folder are the rotation contract's (internal/rotation).
 const (
-	ExitOK          = 0
-	ExitStepFailed  = 1 // a step failed; the Job retries, and later attempts reuse the pending version
-	ExitBadMaterial = 2 // the material is missing or malformed
-	ExitWrongJob    = 3 // the material belongs to another Job (a concurrent rotation): this one stands down
+	ExitOK          = rotation.ExitOK
+	ExitStepFailed  = rotation.ExitStepFailed
+	ExitBadMaterial = rotation.ExitBadMaterial
+	ExitWrongJob    = rotation.ExitWrongJob
 )
 
 // DefaultDir is where rotation pods mount the material.
-const DefaultDir = "/var/run/kube-secrets-manager/rotation"
+const DefaultDir = rotation.MaterialDir
 
 // Step is one database step; strategies implement it.
 type strategy interface {

@@ -4,6 +4,7 @@ package summary
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -58,7 +59,12 @@ type Input struct {
 	// DeletionTime and DeletionRequest are set while the secret is marked for deletion.
 	DeletionTime    *time.Time
 	DeletionRequest string
-	Now             time.Time
+	// Changed is a change AWS counts in LastChangedDate that the versions do not show: marked for
+	// deletion or restored, rotation turned on or off.
+	Changed bool
+	// Accessed is a read of a value (GetSecretValue through the plugin or the API).
+	Accessed bool
+	Now      time.Time
 }
 
 // Status returns the new status. Fields that describe versions are left as they were when the
@@ -82,16 +88,31 @@ func Status(in Input) v1alpha1.ManagedSecretStatus {
 		}
 		return ""
 	}
+	changed := in.Changed || (in.Previous.ObservedGeneration != 0 && in.Previous.ObservedGeneration != in.Generation)
 	if len(in.Versions) > 0 || in.Outcome.Ready {
 		current := holder(stages.Current)
-		if current != "" && current != in.Previous.CurrentVersionID {
-			t := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
-			st.LastChangedTime = &t
+		labelsMoved := !sameLabels(in.Previous.Versions, listed(in.Versions))
+		changed = changed || (current != "" && current != in.Previous.CurrentVersionID) || (labelsMoved && in.Previous.CurrentVersionID != "")
+		if current != "" && in.Previous.LastChangedTime == nil {
+			changed = true
 		}
 		st.CurrentVersionID = current
 		st.PendingVersionID = stages.UnfinishedPending(in.Versions)
 		st.PreviousVersionID = holder(stages.Previous)
 		st.Versions = listed(in.Versions)
+	}
+	// AWS's LastChangedDate moves on every change: the value, its labels, metadata (a new
+	// generation of the spec: description, tags, key, rotation), deletion and restore.
+	if changed {
+		t := metav1.NewTime(in.Now.UTC().Truncate(time.Second))
+		st.LastChangedTime = &t
+	}
+	if in.Accessed {
+		// Day precision, as AWS keeps it: at most one write a day for reads.
+		day := metav1.NewTime(in.Now.UTC().Truncate(24 * time.Hour))
+		if st.LastAccessedDate == nil || !st.LastAccessedDate.Equal(&day) {
+			st.LastAccessedDate = &day
+		}
 	}
 
 	setCondition(&st, in, Condition{Type: v1alpha1.ConditionReady, True: in.Outcome.Ready, Reason: in.Outcome.Reason, Message: in.Outcome.Message})
@@ -146,6 +167,19 @@ func applyRotation(st *v1alpha1.ManagedSecretStatus, in Input) {
 	}
 	rs := in.Rotation.Status
 	st.Rotation = &rs
+}
+
+// sameLabels compares which versions hold which labels.
+func sameLabels(a, b []v1alpha1.VersionSummary) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].VersionID != b[i].VersionID || strings.Join(a[i].Stages, ",") != strings.Join(b[i].Stages, ",") {
+			return false
+		}
+	}
+	return true
 }
 
 // listed returns the labelled versions, newest first, at most MaxListedVersions.

@@ -47,14 +47,50 @@ func TestStatus(t *testing.T) {
 	}
 
 	// A failure keeps the version facts and flips Ready with a new transition time.
-	failed := Status(Input{Generation: 5, Previous: st, Versions: vs, TargetName: "db", Now: now.Add(time.Hour),
+	failed := Status(Input{Generation: 4, Previous: st, Versions: vs, TargetName: "db", Now: now.Add(time.Hour),
 		Outcome: Outcome{Reason: v1alpha1.ReasonDecryptionFailed, Message: "x"}})
 	c = meta.FindStatusCondition(failed.Conditions, v1alpha1.ConditionReady)
 	if c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonDecryptionFailed || !c.LastTransitionTime.Time.Equal(now.Add(time.Hour)) {
 		t.Fatalf("failed: %+v", c)
 	}
 	if failed.LastChangedTime.Time != st.LastChangedTime.Time {
-		t.Fatal("lastChangedTime moved without a new current version")
+		t.Fatal("lastChangedTime moved without a change")
+	}
+}
+
+// AWS's LastChangedDate moves on every change, not only the value's; LastAccessedDate is a day.
+func TestLastChangedAndAccessed(t *testing.T) {
+	vs := []stages.Version{{ID: "v1", Created: t0, Labels: []string{stages.Current}}}
+	ready := Outcome{Ready: true, Reason: v1alpha1.ReasonReady}
+	st := Status(Input{Generation: 1, Versions: vs, Outcome: ready, Now: t0})
+	if st.LastChangedTime == nil || !st.LastChangedTime.Time.Equal(t0) {
+		t.Fatalf("the first value: %v", st.LastChangedTime)
+	}
+	later := t0.Add(time.Hour)
+	tests := []struct {
+		name  string
+		in    Input
+		moved bool
+	}{
+		{"nothing", Input{Generation: 1, Previous: st, Versions: vs, Outcome: ready, Now: later}, false},
+		{"a new generation (description, tags, key, rotation)", Input{Generation: 2, Previous: st, Versions: vs, Outcome: ready, Now: later}, true},
+		{"a label moved", Input{Generation: 1, Previous: st, Versions: []stages.Version{{ID: "v1", Created: t0, Labels: []string{stages.Current, "CUSTOM"}}}, Outcome: ready, Now: later}, true},
+		{"deletion or rotation turned off", Input{Generation: 1, Previous: st, Versions: vs, Outcome: ready, Changed: true, Now: later}, true},
+		{"a read", Input{Generation: 1, Previous: st, Versions: vs, Outcome: ready, Accessed: true, Now: later}, false},
+	}
+	for _, tt := range tests {
+		got := Status(tt.in)
+		if moved := !got.LastChangedTime.Time.Equal(st.LastChangedTime.Time); moved != tt.moved {
+			t.Errorf("%s: lastChangedTime moved=%v", tt.name, moved)
+		}
+	}
+	read := Status(Input{Generation: 1, Previous: st, Versions: vs, Outcome: ready, Accessed: true, Now: later.Add(30 * time.Minute)})
+	if read.LastAccessedDate == nil || !read.LastAccessedDate.Time.Equal(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("lastAccessedDate %v", read.LastAccessedDate)
+	}
+	again := Status(Input{Generation: 1, Previous: read, Versions: vs, Outcome: ready, Accessed: true, Now: later.Add(2 * time.Hour)})
+	if !equalStatus(read, again) {
+		t.Fatal("a second read on the same day changed the status (a write)")
 	}
 }
 

@@ -2,17 +2,25 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/util/csaupgrade"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 )
 
-// The Secret cache holds metadata only (see managerOptions): these helpers read Secrets' metadata
-// from it, and their data with a GET when it is needed.
+// How the operator reads and writes objects other than its own kinds. The Secret cache holds
+// metadata only (see managerOptions): Secrets' metadata comes from it, their data from a GET when
+// it is needed.
 
 var secretGVK = corev1.SchemeGroupVersion.WithKind("Secret")
 
@@ -49,6 +57,20 @@ func (r *ManagedSecretReconciler) secretMeta(ctx context.Context, key types.Name
 		return nil, err
 	}
 	return m, nil
+}
+
+// secretGone reports whether a Secret does not exist, trusting the cache only when it has it.
+func (r *ManagedSecretReconciler) secretGone(ctx context.Context, key types.NamespacedName) (bool, error) {
+	if err := r.Get(ctx, key, secretMetaObject()); err == nil {
+		return false, nil
+	} else if !apierrors.IsNotFound(err) {
+		return false, err
+	}
+	err := r.APIReader.Get(ctx, key, secretMetaObject())
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	return false, err
 }
 
 // readSecret reads a whole Secret with a GET; nil when there is none.
@@ -94,4 +116,49 @@ func (r *ManagedSecretReconciler) deleteIfControlled(ctx context.Context, obj cl
 		return err
 	}
 	return nil
+}
+
+// upgradeToApply converts the operator's create-time (Update) field ownership into Apply
+// ownership, so later applies can remove what the desired object no longer has; it does nothing
+// when there is none.
+func (r *ManagedSecretReconciler) upgradeToApply(ctx context.Context, obj client.Object) error {
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(obj, sets.New(FieldManager), FieldManager)
+	if err != nil || patch == nil {
+		return err
+	}
+	return r.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
+}
+
+// needsApplyUpgrade reports whether an object still has fields owned by the operator's create
+// (Update) rather than its server-side apply.
+func needsApplyUpgrade(obj metav1.Object) bool {
+	for _, f := range obj.GetManagedFields() {
+		if f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationUpdate && f.Subresource == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// invalidCauses lists the fields an Invalid error names, without the values it may quote.
+func invalidCauses(err error) string {
+	var fields []string
+	if status, ok := err.(apierrors.APIStatus); ok && status.Status().Details != nil {
+		for _, c := range status.Status().Details.Causes {
+			fields = append(fields, fmt.Sprintf("%s (%s)", c.Field, c.Type))
+		}
+	}
+	if len(fields) == 0 {
+		return "the API server refused it"
+	}
+	return "invalid " + strings.Join(fields, ", ")
+}
+
+// Short names for the object helpers the controller uses everywhere.
+
+func targetName(msec *v1alpha1.ManagedSecret) string   { return objects.TargetName(msec) }
+func cronJobName(msec *v1alpha1.ManagedSecret) string  { return objects.CronJobName(msec) }
+func materialName(msec *v1alpha1.ManagedSecret) string { return objects.MaterialName(msec) }
+func isControlledBy(obj metav1.Object, msec *v1alpha1.ManagedSecret) bool {
+	return objects.IsControlledBy(obj, msec)
 }
