@@ -12,10 +12,12 @@ KUBERNETES_VERSION := v1.37.2
 ETCD_VERSION := v3.7.3
 
 HELM_VERSION := v3.22.0
+GOLANGCI_LINT_VERSION := v2.15.0
 
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 TOOLS_CACHE := $(HOME)/.cache/kube-secrets-manager/tools
 HELM := $(LOCALBIN)/helm
+GOLANGCI_LINT := $(TOOLS_CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 ENVTEST_ASSETS := $(LOCALBIN)/k8s/$(KUBERNETES_VERSION)
 export KUBERNETES_VERSION ETCD_VERSION
 
@@ -37,6 +39,13 @@ $(HELM):
 
 .PHONY: helm
 helm: $(HELM) ## Build helm at the pinned version into bin/ (cached in ~/.cache).
+
+$(GOLANGCI_LINT):
+	GOBIN=$(TOOLS_CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION) GOFLAGS=-mod=mod $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## golangci-lint (pinned; .golangci.yml), the e2e suite included.
+	$(GOLANGCI_LINT) run --build-tags e2e ./...
 
 .PHONY: control-plane
 control-plane: $(ENVTEST_ASSETS)/kube-apiserver $(ENVTEST_ASSETS)/etcd ## Build kube-apiserver and etcd from source (cached in bin/k8s).

@@ -86,7 +86,9 @@ func runManager(args []string) error {
 	o.RotationAllow.ServiceAccounts = splitList(*accounts)
 	o.AllowedTargetPrefixes = splitList(*prefixes)
 	if *kubeconfig != "" {
-		os.Setenv("KUBECONFIG", *kubeconfig)
+		if err := os.Setenv("KUBECONFIG", *kubeconfig); err != nil {
+			return err
+		}
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

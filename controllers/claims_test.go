@@ -103,7 +103,7 @@ func TestEveryNDaysScheduleMoves(t *testing.T) {
 		return nil
 	})
 	scheduledAt("schedule after a failed Job", func(m *v1alpha1.ManagedSecret) time.Time { return afterRotation })
-	suiteClock.advance(t, afterRotation.Sub(time.Now())+2*time.Hour)
+	suiteClock.advance(t, time.Until(afterRotation)+2*time.Hour)
 	nudge(t, ns, "app")
 	scheduledAt("schedule after a missed rotation", func(m *v1alpha1.ManagedSecret) time.Time { return afterRotation.Add(24 * time.Hour) })
 }

@@ -75,8 +75,8 @@ spec:
 	operatorWrote := false
 	for _, mf := range live.GetManagedFields() {
 		operatorWrote = operatorWrote || mf.Manager == FieldManager
-		if mf.Manager != "argocd-controller" && mf.Subresource == "" && strings.Contains(string(mf.FieldsV1.Raw), `"f:spec"`) {
-			t.Fatalf("%s owns spec fields: %s", mf.Manager, mf.FieldsV1.Raw)
+		if fields := mf.FieldsV1.GetRawString(); mf.Manager != "argocd-controller" && mf.Subresource == "" && strings.Contains(fields, `"f:spec"`) {
+			t.Fatalf("%s owns spec fields: %s", mf.Manager, fields)
 		}
 	}
 	if !operatorWrote {

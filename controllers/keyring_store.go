@@ -34,7 +34,7 @@ func (k KeyringStore) Load(ctx context.Context) (*keyring.Keyring, error) {
 	}
 	ring, err := keyring.Parse(sec.Data[keyring.DataKey])
 	if err != nil {
-		return nil, fmt.Errorf("Secret %s/%s: %w", k.Namespace, k.Name, err)
+		return nil, fmt.Errorf("keyring Secret %s/%s: %w", k.Namespace, k.Name, err)
 	}
 	return ring, nil
 }

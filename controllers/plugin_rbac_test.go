@@ -8,6 +8,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
 )
 
@@ -99,7 +100,12 @@ func TestPluginPermissionsPerCommand(t *testing.T) {
 	}
 
 	grantRole(t, ns, "User", "lifecycle", []rbacv1.PolicyRule{msecPatch})
-	for _, args := range [][]string{{"cancel-rotation", "perm"}, {"delete", "perm"}, {"restore", "perm"}} {
+	// cancel-rotation and rotate need a secret with rotation configured (AWS refuses them otherwise).
+	if err := k8s.Create(context.Background(), policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
+		t.Fatal(err)
+	}
+	createReady(t, rotated(ns, "rotated", "pw"))
+	for _, args := range [][]string{{"cancel-rotation", "rotated"}, {"rotate", "rotated"}, {"delete", "perm"}, {"restore", "perm"}} {
 		if code, _, errOut := pluginAs(t, "lifecycle", ns, "", args...); code != 0 {
 			t.Errorf("%v with its documented permissions: %s", args, errOut)
 		}

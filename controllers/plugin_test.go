@@ -319,10 +319,13 @@ func TestPluginDeleteWithRecoveryWindowAndRestore(t *testing.T) {
 	if fmt.Sprint(projectedValue(t, ns, "old")) != fmt.Sprint(secretBefore) {
 		t.Fatal("the projected Secret changed during the recovery window")
 	}
-	for _, args := range [][]string{{"get", "old"}, {"put", "old", "-f", valueFile(t, "CANARY-late")}, {"rotate", "old"}, {"rollback", "old"}, {"delete", "old"}} {
+	for _, args := range [][]string{{"get", "old"}, {"put", "old", "-f", valueFile(t, "CANARY-late")}, {"rotate", "old"}, {"rollback", "old"}} {
 		code, _, errOut := plugin(t, ns, "", args...)
 		wantAWSError(t, strings.Join(args, " ")+" while marked", code, errOut, awserr.InvalidRequest, awserr.MsgMarkedForDeletion)
 	}
+	// A second (unforced) delete is refused with AWS's own words for it.
+	code, _, errOut = plugin(t, ns, "", "delete", "old")
+	wantAWSError(t, "delete while marked", code, errOut, awserr.InvalidRequest, "You tried to perform the operation on a secret that's currently marked deleted.")
 	code, out, _ = plugin(t, ns, "", "describe", "old", "-o", "json")
 	if code != 0 || !strings.Contains(out, "DeletedDate") {
 		t.Fatalf("describe while marked: %d %s", code, out)

@@ -196,7 +196,8 @@ func bundleObjects() ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// applyBundleRBAC installs the bundle's ServiceAccount, Roles, ClusterRoles and their bindings.
+// applyBundleRBAC installs the bundle's ServiceAccount, Roles, ClusterRoles and their bindings,
+// and its admission policies.
 func applyBundleRBAC(ctx context.Context) error {
 	objs, err := bundleObjects()
 	if err != nil {
@@ -205,15 +206,16 @@ func applyBundleRBAC(ctx context.Context) error {
 	n := 0
 	for _, u := range objs {
 		switch u.GetKind() {
-		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+			"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
 			if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("kubectl"), client.ForceOwnership); err != nil {
 				return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
 			}
 			n++
 		}
 	}
-	if n < 5 {
-		return fmt.Errorf("the bundle has only %d RBAC objects; run 'make bundle'", n)
+	if n < 7 {
+		return fmt.Errorf("the bundle has only %d RBAC and admission objects; run 'make bundle'", n)
 	}
 	return nil
 }

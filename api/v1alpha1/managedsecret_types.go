@@ -261,5 +261,5 @@ type ManagedSecretList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ManagedSecret{}, &ManagedSecretList{})
+	register(&ManagedSecret{}, &ManagedSecretList{})
 }

@@ -188,5 +188,5 @@ type RotationPolicyList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&RotationPolicy{}, &RotationPolicyList{})
+	register(&RotationPolicy{}, &RotationPolicyList{})
 }

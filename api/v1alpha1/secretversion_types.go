@@ -107,5 +107,5 @@ type SecretVersionList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&SecretVersion{}, &SecretVersionList{})
+	register(&SecretVersion{}, &SecretVersionList{})
 }

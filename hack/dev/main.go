@@ -112,10 +112,13 @@ func run(managerBin, samplesDir, crdDir string, smoke bool) error {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
-			case <-exited:
+			case err := <-exited:
+				if err != nil {
+					say("the operator exited with %v", err)
+				}
 			case <-time.After(10 * time.Second):
 				_ = cmd.Process.Kill()
-				<-exited
+				say("the operator did not stop in 10 s and was killed (%v)", <-exited)
 			}
 		}
 		say("operator stopped")

@@ -13,11 +13,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
-	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
 )
 
@@ -227,7 +226,7 @@ default; -o json|yaml prints DescribeSecret's fields (VersionIdsToStages, Rotati
 		if *output == "" {
 			return printDescription(a.io.Out, d)
 		}
-		return a.printData(*output, d.awsFields())
+		return a.printData(*output, store.Describe(d.msec, d.versions, d.policy))
 	})
 	return cmd
 }
@@ -376,16 +375,13 @@ Prints a line (or ARN, Name and RotationRequestedAt with -o json|yaml).` + seeEx
 		}
 		ctx, cancel := a.deadline(cmd)
 		defer cancel()
-		s, msec, err := a.open(ctx, name, false)
+		s, err := a.connect()
 		if err != nil {
 			return err
 		}
-		if msec.Spec.Rotation == nil {
-			return awserr.New(awserr.InvalidRequest, "the secret has no rotation configured: set spec.rotation.policyRef to a RotationPolicy first")
-		}
-		now := time.Now().UTC().Format(time.RFC3339Nano)
-		if err := s.annotate(ctx, msec, map[string]any{v1alpha1.AnnotationRotateRequestedAt: now, request.AnnotationRotationCancelled: nil}); err != nil {
-			return err
+		msec, now, err := s.lifecycle().Rotate(ctx, s.ns, name)
+		if err != nil {
+			return s.kubeErr(err)
 		}
 		if *output != "" {
 			return a.printData(*output, map[string]any{"ARN": msec.Status.ID, "Name": msec.Name, "RotationRequestedAt": now})
@@ -415,12 +411,13 @@ Prints a line (or ARN, Name, RotationEnabled and the pending VersionId with -o j
 		}
 		ctx, cancel := a.deadline(cmd)
 		defer cancel()
-		s, msec, err := a.open(ctx, name, false)
+		s, err := a.connect()
 		if err != nil {
 			return err
 		}
-		if err := s.annotate(ctx, msec, map[string]any{request.AnnotationRotationCancelled: "true"}); err != nil {
-			return err
+		msec, err := s.lifecycle().CancelRotation(ctx, s.ns, name)
+		if err != nil {
+			return s.kubeErr(err)
 		}
 		if *output != "" {
 			doc := map[string]any{"ARN": msec.Status.ID, "Name": msec.Name, "RotationEnabled": false}
@@ -466,30 +463,21 @@ Prints ARN, Name and DeletionDate as JSON (or YAML with -o yaml).` + seeExitCode
 		}
 		ctx, cancel := a.deadline(cmd)
 		defer cancel()
-		// A forced delete also works on a secret marked for deletion.
-		s, msec, err := a.open(ctx, name, force)
+		s, err := a.connect()
 		if err != nil {
 			return err
 		}
-		if force {
-			if err := s.c.Delete(ctx, msec, client.Preconditions{UID: &msec.UID}); err != nil {
-				return s.kubeErr(err)
-			}
-			return a.printData(*output, map[string]any{"ARN": msec.Status.ID, "Name": name, "DeletionDate": time.Now().UTC().Format(time.RFC3339)})
+		// A forced delete also works on a secret marked for deletion, and on one that does not
+		// exist (AWS answers it with success).
+		out, err := s.lifecycle().Delete(ctx, s.ns, name, window, force)
+		if err != nil {
+			return s.kubeErr(err)
 		}
-		if !windowGiven {
-			// The secret's own default, else AWS's 30 days.
-			window = request.DefaultRecoveryDays
-			if msec.Spec.RecoveryWindowDays != nil {
-				window = int(*msec.Spec.RecoveryWindowDays)
-			}
+		doc := map[string]any{"Name": out.Name, "DeletionDate": out.DeletionDate.Format(time.RFC3339)}
+		if out.ARN != "" {
+			doc["ARN"] = out.ARN
 		}
-		at := time.Now().UTC().Add(time.Duration(window) * 24 * time.Hour)
-		stamp := time.Now().UTC().Format(time.RFC3339Nano)
-		if err := s.annotate(ctx, msec, map[string]any{request.AnnotationDeleteRequested: request.DeleteRequest(window, stamp)}); err != nil {
-			return err
-		}
-		return a.printData(*output, map[string]any{"ARN": msec.Status.ID, "Name": name, "DeletionDate": at.Format(time.RFC3339)})
+		return a.printData(*output, doc)
 	})
 	f := cmd.Flags()
 	f.IntVar(&window, "recovery-window-in-days", 0, "Days before the secret is deleted, 7-30 (default: spec.recoveryWindowDays, else 30).")
@@ -514,12 +502,13 @@ Prints ARN and Name as JSON (or YAML with -o yaml).` + seeExitCodes,
 		}
 		ctx, cancel := a.deadline(cmd)
 		defer cancel()
-		s, msec, err := a.open(ctx, name, true)
+		s, err := a.connect()
 		if err != nil {
 			return err
 		}
-		if err := s.annotate(ctx, msec, map[string]any{request.AnnotationDeleteRequested: nil}); err != nil {
-			return err
+		msec, err := s.lifecycle().Restore(ctx, s.ns, name)
+		if err != nil {
+			return s.kubeErr(err)
 		}
 		return a.printData(*output, map[string]any{"ARN": msec.Status.ID, "Name": name})
 	})
@@ -529,9 +518,9 @@ Prints ARN and Name as JSON (or YAML with -o yaml).` + seeExitCodes,
 // readValue reads a put's value from a file or stdin (-), refusing an empty one or one over
 // value.MaxLimit before anything is sent.
 func readValue(file string, stdin io.Reader) ([]byte, error) {
-	var r io.Reader = stdin
+	r := stdin
 	if file != "-" {
-		f, err := os.Open(file)
+		f, err := os.Open(file) //nolint:gosec // the user names the file the value is read from
 		if err != nil {
 			return nil, usagef("reading the value: %s", err)
 		}

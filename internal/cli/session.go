@@ -23,6 +23,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 )
 
 var scheme = func() *runtime.Scheme {
@@ -94,10 +95,15 @@ func (s *session) managedSecret(ctx context.Context, name string) (*v1alpha1.Man
 	return msec, nil
 }
 
+// lifecycle runs AWS's secret-level operations as the user.
+func (s *session) lifecycle() store.Lifecycle { return store.Lifecycle{Client: s.c} }
+
 // kubeErr gives a Kubernetes API refusal the AWS type scripts can tell apart: Forbidden is
 // AccessDeniedException. A missing CRD is said plainly.
 func (s *session) kubeErr(err error) error {
 	switch {
+	case awserr.CodeOf(err) != "":
+		return err
 	case apierrors.IsForbidden(err):
 		return awserr.New(awserr.AccessDenied, "%s", oneLine(err.Error()))
 	case meta.IsNoMatchError(err):
@@ -238,28 +244,6 @@ func (d *description) rotationEnabled() bool {
 	return d.msec.Spec.Rotation != nil && !cancelled
 }
 
-// rotationRules are AWS's RotationRules, from the policy's schedule.
-func (d *description) rotationRules() map[string]any {
-	if d.policy == nil {
-		return nil
-	}
-	sch := d.policy.Spec.Schedule
-	rules := map[string]any{}
-	if sch.EveryDays != nil {
-		rules["AutomaticallyAfterDays"] = *sch.EveryDays
-	}
-	if sch.Cron != "" {
-		rules["ScheduleExpression"] = sch.Cron
-	}
-	if sch.TimeZone != "" {
-		rules["TimeZone"] = sch.TimeZone
-	}
-	if sch.Window != "" {
-		rules["Duration"] = sch.Window
-	}
-	return rules
-}
-
 // dates are DescribeSecret's dates; DeletedDate is "pending" while the operator has not yet
 // seen a deletion request.
 func (d *description) dates() map[string]string {
@@ -273,45 +257,6 @@ func (d *description) dates() map[string]string {
 	}
 	if _, marked := m.Annotations[request.AnnotationDeleteRequested]; marked && m.Status.DeletionTime == nil {
 		out["DeletedDate"] = "pending"
-	}
-	return out
-}
-
-// awsFields are DescribeSecret's fields, for -o json|yaml.
-func (d *description) awsFields() map[string]any {
-	m := d.msec
-	toStages := map[string][]string{}
-	for _, v := range d.versions {
-		if len(v.Spec.Stages) > 0 {
-			toStages[v.Spec.VersionID] = v.Spec.Stages
-		}
-	}
-	out := map[string]any{
-		"ARN":                m.Status.ID,
-		"Name":               m.Name,
-		"Namespace":          m.Namespace,
-		"CreatedDate":        m.CreationTimestamp.UTC().Format(time.RFC3339),
-		"VersionIdsToStages": toStages,
-	}
-	if m.Spec.Description != "" {
-		out["Description"] = m.Spec.Description
-	}
-	if m.Spec.KMSKeyRef != "" {
-		out["KmsKeyId"] = m.Spec.KMSKeyRef
-	}
-	if len(m.Spec.Tags) > 0 {
-		out["Tags"] = m.Spec.Tags
-	}
-	if rot := m.Spec.Rotation; rot != nil {
-		out["RotationEnabled"] = d.rotationEnabled()
-		out["RotationPolicy"] = rot.PolicyRef.Name
-		if d.policy != nil {
-			out["RotationRules"] = d.rotationRules()
-			out["RotationStrategy"] = d.policy.Spec.Strategy
-		}
-	}
-	for k, v := range d.dates() {
-		out[k] = v
 	}
 	return out
 }

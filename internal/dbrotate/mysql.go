@@ -20,8 +20,6 @@ type MySQL struct {
 	Alternating bool
 }
 
-const mysqlDefaultPort = 3306
-
 // mysqlOpen logs in with the credentials, using TLS as their ssl setting and the material's CA
 // bundle say (see tls.go). The driver falls back to plaintext (when allowed) only when the server
 // does not announce TLS; a failed handshake is an error.
@@ -54,7 +52,7 @@ func mysqlOpen(ctx context.Context, c Creds, caBundle []byte) (*sql.DB, error) {
 	pingCtx, cancel := context.WithTimeout(ctx, ConnectTimeout)
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, newConnectError(c, plan, err)
 	}
 	return db, nil
@@ -66,7 +64,7 @@ func mysqlTryLogin(ctx context.Context, c Creds, caBundle []byte) error {
 	if err != nil {
 		return err
 	}
-	db.Close()
+	_ = db.Close()
 	return nil
 }
 
@@ -92,7 +90,8 @@ func mysqlServer(ctx context.Context, db *sql.DB) (serverInfo, error) {
 
 func parseServerVersion(v string) serverInfo {
 	var s serverInfo
-	fmt.Sscanf(v, "%d.%d.%d", &s.major, &s.minor, &s.patch)
+	// A version that does not parse leaves zeros: the oldest rules apply.
+	_, _ = fmt.Sscanf(v, "%d.%d.%d", &s.major, &s.minor, &s.patch)
 	s.mariaDB = strings.Contains(strings.ToLower(v), "mariadb")
 	switch {
 	case s.mariaDB:
@@ -202,14 +201,16 @@ func (p MySQL) setAlternating(ctx context.Context, m Material) error {
 	for rows.Next() {
 		var g string
 		if err := rows.Scan(&g); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return err
 		}
 		if i := strings.Index(g, " TO "); i > 0 && strings.HasPrefix(g, "GRANT ") {
 			grants = append(grants, g[:i])
 		}
 	}
-	rows.Close()
+	if err := rows.Close(); err != nil {
+		return err
+	}
 	for _, g := range grants {
 		if _, err := db.ExecContext(ctx, g+" TO ?@?", m.Pending.Username, pendingHost); err != nil {
 			return fmt.Errorf("copying a grant to %s failed: %s", m.Pending.Username, mysqlErrorCode(err))

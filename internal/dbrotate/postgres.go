@@ -21,8 +21,6 @@ type PostgreSQL struct {
 	Alternating bool
 }
 
-const postgresDefaultPort = 5432
-
 // pgConnString leaves TLS off: pgConnect negotiates it itself (pgNegotiateTLS), because pgx's
 // sslmode=prefer falls back to plaintext after any TLS failure, a failed verification included.
 func pgConnString(c Creds) string {

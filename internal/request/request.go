@@ -219,8 +219,3 @@ func ParseRecoveryDays(v string) (int, error) {
 	}
 	return n, nil
 }
-
-// Errors with AWS's wording.
-var (
-	ErrMarkedForDeletion = errors.New("You can't perform this operation on the secret because it was marked for deletion.")
-)

@@ -52,8 +52,9 @@ const (
 	// MinInterval is AWS's shortest rotation interval: "You can rotate a secret as often as every
 	// four hours."
 	MinInterval = 4 * time.Hour
-	// Hour rates: rate(N hours) with MinRateHours ≤ N ≤ MaxRateHours.
+	// MinRateHours and MaxRateHours bound rate(N hours).
 	MinRateHours = 4
+	// MaxRateHours is the largest hour rate; 24 hours and more are rate(N days).
 	MaxRateHours = 23
 	// MaxEveryDays is the largest everyDays and rate(N days), as AutomaticallyAfterDays.
 	MaxEveryDays = 1000
@@ -152,7 +153,8 @@ func parseExpression(out *Schedule) (*Schedule, error) {
 		return nil, exprError(expr[:40]+"...", "is %d characters long; AWS allows at most %d", len(expr), maxExpressionLength)
 	}
 	for _, r := range expr {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("()#?*-/, ", r)) {
+		alnum := r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !alnum && !strings.ContainsRune("()#?*-/, ", r) {
 			return nil, exprError(expr, "%q is not allowed; AWS schedule expressions use only letters, digits, spaces and ( ) # ? * - / ,", r)
 		}
 	}

@@ -3,7 +3,6 @@ package schedule
 import (
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +18,13 @@ const childEnv = "KSM_TZ_CHILD"
 // where every place Go looks for zone files is empty, and ZONEINFO names an empty folder.
 func TestTimeZonesWithoutHostZoneData(t *testing.T) {
 	if os.Getenv(childEnv) == "1" {
-		for _, dir := range []string{"/usr/share/zoneinfo", runtime.GOROOT() + "/lib/time"} {
+		goroot := os.Getenv("KSM_TZ_GOROOT")
+		for _, dir := range []string{"/usr/share/zoneinfo", goroot + "/lib/time"} {
 			if _, err := os.Stat(dir + "/Europe/Berlin"); err == nil {
 				t.Fatalf("zone data is still visible in %s; the test would prove nothing", dir)
 			}
 		}
-		if _, err := os.Stat(runtime.GOROOT() + "/lib/time/zoneinfo.zip"); err == nil {
+		if _, err := os.Stat(goroot + "/lib/time/zoneinfo.zip"); err == nil {
 			t.Fatal("GOROOT's zoneinfo.zip is still visible; the test would prove nothing")
 		}
 		s, err := Parse(Spec{Cron: "0 3 * * *", TimeZone: "Europe/Berlin"})
@@ -41,15 +41,20 @@ func TestTimeZonesWithoutHostZoneData(t *testing.T) {
 		optout.Need(t, optout.Unshare, "a private mount namespace (root and unshare)", errOrNotRoot(err))
 	}
 	empty := t.TempDir()
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	goroot := strings.TrimSpace(string(out))
 	script := strings.Join([]string{
 		"set -e",
 		"mount -t tmpfs none /usr/share/zoneinfo",
-		"if [ -d " + runtime.GOROOT() + "/lib/time ]; then mount -t tmpfs none " + runtime.GOROOT() + "/lib/time; fi",
+		"if [ -d " + goroot + "/lib/time ]; then mount -t tmpfs none " + goroot + "/lib/time; fi",
 		`exec "$0" -test.run '^TestTimeZonesWithoutHostZoneData$' -test.v`,
 	}, "\n")
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, os.Args[0])
-	cmd.Env = append(os.Environ(), childEnv+"=1", "ZONEINFO="+empty)
-	out, err := cmd.CombinedOutput()
+	cmd.Env = append(os.Environ(), childEnv+"=1", "ZONEINFO="+empty, "KSM_TZ_GOROOT="+goroot)
+	out, err = cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: TestTimeZonesWithoutHostZoneData") {
 		t.Fatalf("the run without host zone data failed: %v\n%s", err, out)
 	}

@@ -164,13 +164,13 @@ func (s Set) Move(label, moveTo, removeFrom string) (Set, error) {
 		return nil, ErrLabelElsewhere
 	}
 	n := s.Clone()
-	switch {
-	case moveTo == "":
+	switch moveTo {
+	case "":
 		if label == Current {
 			return nil, ErrNoCurrent
 		}
 		n[removeFrom] = without(n[removeFrom], label)
-	case moveTo == holder:
+	case holder:
 		// Already there: a no-op, as in AWS.
 	default:
 		n.attach(label, moveTo, false)

@@ -133,7 +133,7 @@ func (s *Secret) Version(id string) *v1alpha1.SecretVersion {
 // Holder is the id of the version holding a label, or "".
 func (s *Secret) Holder(label string) string { return s.Labels().Holder(label) }
 
-// ErrInvalidVersions: the versions break the staging-label rules.
+// ErrInvalidVersions says the versions break the staging-label rules.
 var ErrInvalidVersions = errors.New("the versions break the staging-label rules")
 
 // Current is the AWSCURRENT version, checking the label rules first.

@@ -110,7 +110,9 @@ func (s *server) run(attr *syscall.SysProcAttr, env []string, stdin io.Reader, b
 		return nil
 	case <-time.After(startTimeout):
 		_ = cmd.Process.Kill()
-		<-done
+		if err := <-done; err != nil {
+			return fmt.Errorf("%s did not finish within %s and was killed (%v)\n%s", filepath.Base(bin), startTimeout, err, s.logTail())
+		}
 		return fmt.Errorf("%s did not finish within %s\n%s", filepath.Base(bin), startTimeout, s.logTail())
 	}
 }

@@ -15,7 +15,7 @@ import (
 )
 
 func read(dir, key string) string {
-	b, _ := os.ReadFile(filepath.Join(dir, key))
+	b, _ := os.ReadFile(filepath.Join(dir, key)) //nolint:gosec // the consumer reads its own mounted Secret
 	return strings.TrimSpace(string(b))
 }
 
@@ -29,11 +29,11 @@ func main() {
 		cfg, err := pgx.ParseConfig("sslmode=disable connect_timeout=3 dbname=postgres")
 		if err == nil {
 			cfg.Host, cfg.User, cfg.Password = host, user, pw
-			fmt.Sscanf(port, "%d", &cfg.Port)
+			_, _ = fmt.Sscanf(port, "%d", &cfg.Port)
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 			conn, err := pgx.ConnectConfig(ctx, cfg)
 			if err == nil {
-				conn.Close(ctx)
+				_ = conn.Close(ctx)
 				fmt.Printf("login ok user=%s\n", user)
 			} else {
 				fmt.Printf("login failed user=%s\n", user)

@@ -1,0 +1,255 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/schedule"
+)
+
+// AWS's secret-level operations (DescribeSecret, DeleteSecret, RestoreSecret, RotateSecret,
+// CancelRotateSecret) on ManagedSecrets, with AWS's rules and errors. They act through the
+// caller's client (the plugin's user, the API's authorised caller), so Kubernetes RBAC decides
+// who may; they change only annotations the operator acts on, never a value.
+
+// Lifecycle runs the secret-level operations with a client.
+type Lifecycle struct {
+	Client client.Client
+	Now    func() time.Time
+}
+
+func (l Lifecycle) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+// Get reads a ManagedSecret: ResourceNotFoundException when there is none. Unless allowMarked,
+// a secret marked for deletion is refused, as AWS refuses every operation on it but describe,
+// restore and a forced delete.
+func (l Lifecycle) Get(ctx context.Context, namespace, name string, allowMarked bool) (*v1alpha1.ManagedSecret, error) {
+	m := &v1alpha1.ManagedSecret{}
+	if err := l.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, m); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, awserr.New(awserr.ResourceNotFound, "%s", awserr.MsgSecretNotFound)
+		}
+		return nil, err
+	}
+	if _, marked := m.Annotations[request.AnnotationDeleteRequested]; marked && !allowMarked {
+		return nil, awserr.New(awserr.InvalidRequest, "%s", awserr.MsgMarkedForDeletion)
+	}
+	return m, nil
+}
+
+// DeleteOutput is DeleteSecret's answer.
+type DeleteOutput struct {
+	ARN          string
+	Name         string
+	DeletionDate time.Time
+}
+
+// Delete is DeleteSecret: marks the secret for deletion after a recovery window (window days, 0
+// for the secret's spec.recoveryWindowDays or AWS's 30), or deletes it at once when forced. A
+// forced delete of a secret that does not exist succeeds, as AWS answers.
+func (l Lifecycle) Delete(ctx context.Context, namespace, name string, window int, force bool) (DeleteOutput, error) {
+	if window != 0 && (window < request.MinRecoveryDays || window > request.MaxRecoveryDays) {
+		return DeleteOutput{}, awserr.New(awserr.InvalidParameter, "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")
+	}
+	if force && window != 0 {
+		return DeleteOutput{}, awserr.New(awserr.InvalidParameter, "You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.")
+	}
+	now := l.now().UTC()
+	m, err := l.Get(ctx, namespace, name, true)
+	if force {
+		if awserr.Is(err, awserr.ResourceNotFound) {
+			return DeleteOutput{Name: name, DeletionDate: now}, nil
+		}
+		if err != nil {
+			return DeleteOutput{}, err
+		}
+		if err := l.Client.Delete(ctx, m, client.Preconditions{UID: &m.UID}); err != nil && !apierrors.IsNotFound(err) {
+			return DeleteOutput{}, err
+		}
+		return DeleteOutput{ARN: m.Status.ID, Name: name, DeletionDate: now}, nil
+	}
+	if err != nil {
+		return DeleteOutput{}, err
+	}
+	if _, marked := m.Annotations[request.AnnotationDeleteRequested]; marked {
+		return DeleteOutput{}, awserr.New(awserr.InvalidRequest, "You tried to perform the operation on a secret that's currently marked deleted.")
+	}
+	if window == 0 {
+		window = request.DefaultRecoveryDays
+		if m.Spec.RecoveryWindowDays != nil {
+			window = int(*m.Spec.RecoveryWindowDays)
+		}
+	}
+	stamp := now.Format(time.RFC3339Nano)
+	if err := l.annotate(ctx, m, map[string]any{request.AnnotationDeleteRequested: request.DeleteRequest(window, stamp)}); err != nil {
+		return DeleteOutput{}, err
+	}
+	return DeleteOutput{ARN: m.Status.ID, Name: name, DeletionDate: now.Add(time.Duration(window) * 24 * time.Hour)}, nil
+}
+
+// Restore is RestoreSecret: cancels a scheduled deletion; restoring a secret that is not marked
+// is a successful no-op.
+func (l Lifecycle) Restore(ctx context.Context, namespace, name string) (*v1alpha1.ManagedSecret, error) {
+	m, err := l.Get(ctx, namespace, name, true)
+	if err != nil {
+		return nil, err
+	}
+	if _, marked := m.Annotations[request.AnnotationDeleteRequested]; !marked {
+		return m, nil
+	}
+	return m, l.annotate(ctx, m, map[string]any{request.AnnotationDeleteRequested: nil})
+}
+
+// Rotate is RotateSecret: a rotation now (the rotate-requested-at annotation, which starts one
+// Job), and scheduled rotation on again after a cancellation. It returns the request's stamp.
+func (l Lifecycle) Rotate(ctx context.Context, namespace, name string) (*v1alpha1.ManagedSecret, string, error) {
+	m, err := l.Get(ctx, namespace, name, false)
+	if err != nil {
+		return nil, "", err
+	}
+	if m.Spec.Rotation == nil {
+		return nil, "", awserr.New(awserr.InvalidRequest, "No rotation is configured for this secret: set spec.rotation.policyRef to a RotationPolicy first.")
+	}
+	stamp := l.now().UTC().Format(time.RFC3339Nano)
+	err = l.annotate(ctx, m, map[string]any{v1alpha1.AnnotationRotateRequestedAt: stamp, request.AnnotationRotationCancelled: nil})
+	return m, stamp, err
+}
+
+// CancelRotation is CancelRotateSecret: scheduled rotation off, a rotation in progress cancelled;
+// the labels are untouched. A secret without rotation is refused, as AWS refuses it.
+func (l Lifecycle) CancelRotation(ctx context.Context, namespace, name string) (*v1alpha1.ManagedSecret, error) {
+	m, err := l.Get(ctx, namespace, name, false)
+	if err != nil {
+		return nil, err
+	}
+	if m.Spec.Rotation == nil {
+		return nil, awserr.New(awserr.InvalidRequest, "You tried to enable rotation on a secret that doesn't already have a Lambda function ARN configured and you didn't include such an ARN as a parameter in this call.")
+	}
+	return m, l.annotate(ctx, m, map[string]any{request.AnnotationRotationCancelled: "true"})
+}
+
+// annotate merge-patches annotations (nil removes one).
+func (l Lifecycle) annotate(ctx context.Context, m *v1alpha1.ManagedSecret, ann map[string]any) error {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
+	return l.Client.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch))
+}
+
+// Description is DescribeSecret's answer (plus where the secret lives in Kubernetes). Empty
+// members are omitted, never printed as {} or null.
+type Description struct {
+	ARN                string              `json:"ARN,omitempty"`
+	Name               string              `json:"Name"`
+	Namespace          string              `json:"Namespace,omitempty"`
+	Description        string              `json:"Description,omitempty"`
+	KmsKeyID           string              `json:"KmsKeyId,omitempty"`
+	RotationEnabled    *bool               `json:"RotationEnabled,omitempty"`
+	RotationRules      *RotationRules      `json:"RotationRules,omitempty"`
+	RotationPolicy     string              `json:"RotationPolicy,omitempty"`
+	RotationStrategy   string              `json:"RotationStrategy,omitempty"`
+	LastRotatedDate    *time.Time          `json:"LastRotatedDate,omitempty"`
+	LastChangedDate    *time.Time          `json:"LastChangedDate,omitempty"`
+	LastAccessedDate   *time.Time          `json:"LastAccessedDate,omitempty"`
+	DeletedDate        *time.Time          `json:"DeletedDate,omitempty"`
+	NextRotationDate   *time.Time          `json:"NextRotationDate,omitempty"`
+	Tags               []Tag               `json:"Tags,omitempty"`
+	VersionIDsToStages map[string][]string `json:"VersionIdsToStages,omitempty"`
+	CreatedDate        *time.Time          `json:"CreatedDate,omitempty"`
+	TargetSecretName   string              `json:"TargetSecretName,omitempty"`
+}
+
+// RotationRules are AWS's, with the Kubernetes cron form alongside when the policy uses it.
+type RotationRules struct {
+	AutomaticallyAfterDays int    `json:"AutomaticallyAfterDays,omitempty"`
+	ScheduleExpression     string `json:"ScheduleExpression,omitempty"`
+	Duration               string `json:"Duration,omitempty"`
+	Cron                   string `json:"Cron,omitempty"`
+	TimeZone               string `json:"TimeZone,omitempty"`
+}
+
+// Tag is AWS's Tag.
+type Tag struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
+}
+
+// Describe is DescribeSecret for a ManagedSecret, its versions' labels and its policy (nil when
+// it has none or it is missing).
+func Describe(m *v1alpha1.ManagedSecret, versions []v1alpha1.SecretVersion, policy *v1alpha1.RotationPolicy) Description {
+	d := Description{ARN: m.Status.ID, Name: m.Name, Namespace: m.Namespace, Description: m.Spec.Description,
+		KmsKeyID: m.Spec.KMSKeyRef, TargetSecretName: m.Status.TargetSecretName}
+	created := m.CreationTimestamp.UTC()
+	d.CreatedDate = &created
+	for _, t := range m.Spec.Tags {
+		d.Tags = append(d.Tags, Tag{Key: t.Key, Value: t.Value})
+	}
+	sort.Slice(d.Tags, func(i, j int) bool { return d.Tags[i].Key < d.Tags[j].Key })
+	for _, v := range versions {
+		if len(v.Spec.Stages) > 0 {
+			if d.VersionIDsToStages == nil {
+				d.VersionIDsToStages = map[string][]string{}
+			}
+			d.VersionIDsToStages[v.Spec.VersionID] = v.Spec.Stages
+		}
+	}
+	if rot := m.Spec.Rotation; rot != nil {
+		_, cancelled := m.Annotations[request.AnnotationRotationCancelled]
+		enabled := !cancelled
+		d.RotationEnabled, d.RotationPolicy = &enabled, rot.PolicyRef.Name
+		if policy != nil {
+			d.RotationStrategy = policy.Spec.Strategy
+			d.RotationRules = rulesOf(policy)
+		}
+	}
+	st := m.Status
+	d.LastRotatedDate, d.LastChangedDate, d.LastAccessedDate = utc(st.LastRotatedTime), utc(st.LastChangedTime), utc(st.LastAccessedDate)
+	d.NextRotationDate, d.DeletedDate = utc(st.NextRotationTime), utc(st.DeletionTime)
+	return d
+}
+
+func rulesOf(p *v1alpha1.RotationPolicy) *RotationRules {
+	sch := p.Spec.Schedule
+	r := &RotationRules{Duration: sch.Window, Cron: sch.Cron, TimeZone: sch.TimeZone, ScheduleExpression: sch.Expression}
+	if sch.EveryDays != nil {
+		r.AutomaticallyAfterDays = int(*sch.EveryDays)
+	}
+	spec := schedule.Spec{Cron: sch.Cron, Expression: sch.Expression, TimeZone: sch.TimeZone, Window: sch.Window}
+	if sch.EveryDays != nil {
+		spec.EveryDays = int(*sch.EveryDays)
+	}
+	if parsed, err := schedule.Parse(spec); err == nil {
+		days, expr, dur := parsed.AWSRules()
+		if days > 0 {
+			r.AutomaticallyAfterDays = days
+		}
+		if expr != "" {
+			r.ScheduleExpression = expr
+		}
+		if dur != "" {
+			r.Duration = dur
+		}
+	}
+	return r
+}
+
+func utc(t *metav1.Time) *time.Time {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	v := t.UTC()
+	return &v
+}
