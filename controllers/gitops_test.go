@@ -112,8 +112,8 @@ func TestPermissionsBySubjectAccessReview(t *testing.T) {
 			}
 		}
 	}
-	if bindings != 2 {
-		t.Fatalf("the bundle has %d bindings, want the ClusterRoleBinding and the own-namespace RoleBinding", bindings)
+	if bindings != 3 {
+		t.Fatalf("the bundle has %d bindings, want the operator's and the API's ClusterRoleBindings and the own-namespace RoleBinding", bindings)
 	}
 
 	can := func(user string, groups []string, a authorizationv1.ResourceAttributes) bool {
@@ -198,7 +198,7 @@ func TestInstallBundleApplies(t *testing.T) {
 		}
 		kinds[u.GetKind()]++
 	}
-	if kinds["CustomResourceDefinition"] != 3 || kinds["Deployment"] != 1 || kinds["ClusterRole"] != 1 || kinds["Namespace"] != 1 {
+	if kinds["CustomResourceDefinition"] != 4 || kinds["Deployment"] != 1 || kinds["ClusterRole"] != 5 || kinds["Namespace"] != 1 {
 		t.Fatalf("bundle kinds %v", kinds)
 	}
 }

@@ -18,8 +18,9 @@ type scope struct {
 	// sec is the secret's versions (loadVersions).
 	sec *store.Secret
 	// current is the AWSCURRENT version's id and value (openCurrent).
-	currentID string
-	current   store.Value
+	currentID      string
+	currentCreated time.Time
+	current        store.Value
 	// rot is set by loadRotation when a RotationPolicy is attached; schedulable when it can run.
 	rot         *rotationScope
 	schedulable bool

@@ -282,8 +282,7 @@ func (r *ManagedSecretReconciler) scheduleRotation(ctx context.Context, s *scope
 
 func (r *ManagedSecretReconciler) schedule(ctx context.Context, s *scope) (time.Duration, error) {
 	policy, sched := s.rot.policy, s.rot.sched
-	last := rotation.ScheduleBase(s.msec.CreationTimestamp.Time, timePtr(s.before.LastChangedTime), lastRotated(s),
-		s.sec.Holder(stages.Current) != s.before.CurrentVersionID, s.now)
+	last := rotation.ScheduleBase(s.currentCreated, lastRotated(s))
 	next := sched.Next(last, s.now)
 	s.rot.update.NextRotationTime = &next
 	suspended := policy.Spec.Suspend != nil && *policy.Spec.Suspend

@@ -120,6 +120,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err := (&RotationPolicyReconciler{Client: mgr.GetClient(), Allow: o.RotationAllow, RotationImage: o.RotationImage}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	if err := (&AccessKeyReconciler{Client: mgr.GetClient(), Keys: r.Keys, Now: o.Clock}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}

@@ -134,7 +134,7 @@ func (r *ManagedSecretReconciler) openCurrent(ctx context.Context, s *scope) *re
 	if err != nil {
 		return failed(v1alpha1.ReasonInvalidVersions, err.Error())
 	}
-	s.currentID = v.Spec.VersionID
+	s.currentID, s.currentCreated = v.Spec.VersionID, v.CreationTimestamp.Time
 	if s.current, err = s.sec.Open(ctx, v); err != nil {
 		res := s.waitFor(v1alpha1.ReasonDecryptionFailed, fmt.Sprintf("version %s: %s; the projected Secret keeps its last good data", s.currentID, errMessage(err)))
 		res.requeueAfter = max(res.requeueAfter, 30*time.Second)

@@ -175,7 +175,7 @@ short-lived request Secret the operator answers, never through a custom resource
 
 	root.AddCommand(a.putCommand(), a.getCommand(), a.describeCommand(), a.versionsCommand(),
 		a.updateStageCommand(), a.rollbackCommand(), a.rotateCommand(), a.cancelRotationCommand(),
-		a.deleteCommand(), a.restoreCommand(), a.completionCommand())
+		a.deleteCommand(), a.restoreCommand(), a.createAccessKeyCommand(), a.endpointCommand(), a.completionCommand())
 	root.SetHelpCommand(a.helpCommand(root))
 	a.registerFlagCompletions(root)
 	return root

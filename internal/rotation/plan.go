@@ -86,19 +86,12 @@ func Busy(jobs []batchv1.Job, activeUID string) bool {
 	return false
 }
 
-// ScheduleBase is the time the next rotation is counted from: the last rotation, or the last
-// change of the value, which AWS counts as a rotation. currentMoved says AWSCURRENT moved in this
-// reconcile (its lastChangedTime is now, truncated to the second as status records it).
-func ScheduleBase(created time.Time, lastChanged, lastRotated *time.Time, currentMoved bool, now time.Time) time.Time {
-	base := created
-	if lastChanged != nil {
-		base = *lastChanged
+// ScheduleBase is the time the next rotation is counted from: the later of the last rotation and
+// the creation of the current value (a value put by hand counts as a rotation, as in AWS). Label
+// moves that do not bring a new value, such as a rotation's pending version, do not count.
+func ScheduleBase(currentCreated time.Time, lastRotated *time.Time) time.Time {
+	if lastRotated != nil && lastRotated.After(currentCreated) {
+		return *lastRotated
 	}
-	if currentMoved {
-		base = now.UTC().Truncate(time.Second)
-	}
-	if lastRotated != nil && lastRotated.After(base) {
-		base = *lastRotated
-	}
-	return base
+	return currentCreated
 }

@@ -58,21 +58,14 @@ func TestPlanJobs(t *testing.T) {
 }
 
 func TestScheduleBase(t *testing.T) {
-	changed, rotated := t0.Add(-48*time.Hour), t0.Add(-24*time.Hour)
-	tests := []struct {
-		name                 string
-		lastChanged, rotated *time.Time
-		moved                bool
-		want                 time.Time
-	}{
-		{"creation when nothing else", nil, nil, false, t0.Add(-72 * time.Hour)},
-		{"the last change", &changed, nil, false, changed},
-		{"a later rotation", &changed, &rotated, false, rotated},
-		{"a change in this reconcile counts as a rotation", &changed, &rotated, true, t0.Add(500 * time.Millisecond).Truncate(time.Second)},
+	created, rotated, later := t0.Add(-48*time.Hour), t0.Add(-24*time.Hour), t0.Add(-time.Hour)
+	if got := ScheduleBase(created, nil); !got.Equal(created) {
+		t.Errorf("never rotated: %s", got)
 	}
-	for _, tt := range tests {
-		if got := ScheduleBase(t0.Add(-72*time.Hour), tt.lastChanged, tt.rotated, tt.moved, t0.Add(500*time.Millisecond)); !got.Equal(tt.want) {
-			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
-		}
+	if got := ScheduleBase(created, &rotated); !got.Equal(rotated) {
+		t.Errorf("rotated after the value was made: %s", got)
+	}
+	if got := ScheduleBase(later, &rotated); !got.Equal(later) {
+		t.Errorf("a value put after the rotation: %s", got)
 	}
 }

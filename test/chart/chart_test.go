@@ -101,7 +101,7 @@ func TestLint(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	objs := render(t)
 	crds := byKind(objs, "CustomResourceDefinition")
-	if len(crds) != 3 {
+	if len(crds) != 4 {
 		t.Fatalf("%d CRDs", len(crds))
 	}
 	for _, c := range crds {
@@ -109,14 +109,24 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("CRD %s is not kept on uninstall", c.name())
 		}
 	}
-	if len(byKind(objs, "ClusterRole")) != 1 || len(byKind(objs, "ClusterRoleBinding")) != 1 {
-		t.Fatal("cluster-wide RBAC expected by default")
+	roles := map[string]object{}
+	for _, r := range byKind(objs, "ClusterRole") {
+		roles[r.name()] = r
 	}
-	// The ClusterRole's rules are exactly the generated ones.
+	for _, name := range []string{"kube-secrets-manager-kube-secrets-manager", "kube-secrets-manager-api-kube-secrets-manager",
+		"secretsmanager-reader", "secretsmanager-writer", "secretsmanager-admin"} {
+		if roles[name] == nil {
+			t.Errorf("no ClusterRole %s", name)
+		}
+	}
+	if len(roles) != 5 || len(byKind(objs, "ClusterRoleBinding")) != 2 {
+		t.Fatalf("cluster-wide RBAC expected by default: %d ClusterRoles, %d bindings", len(roles), len(byKind(objs, "ClusterRoleBinding")))
+	}
+	// The operator's ClusterRole's rules are exactly the generated ones.
 	raw, _ := os.ReadFile("../../config/rbac/role.yaml")
 	var generated object
 	_ = yaml.Unmarshal(raw, &generated)
-	if !reflect.DeepEqual(byKind(objs, "ClusterRole")[0]["rules"], generated["rules"]) {
+	if !reflect.DeepEqual(roles["kube-secrets-manager-kube-secrets-manager"]["rules"], generated["rules"]) {
 		t.Fatal("the chart's ClusterRole differs from config/rbac/role.yaml")
 	}
 	deps := byKind(objs, "Deployment")
@@ -135,8 +145,13 @@ func TestDefaults(t *testing.T) {
 	if strings.Contains(d, "--watch-namespaces") {
 		t.Error("cluster-wide by default")
 	}
-	if len(byKind(objs, "Service")) != 1 {
-		t.Error("metrics Service expected")
+	if len(byKind(objs, "Service")) != 2 {
+		t.Error("metrics and API Services expected")
+	}
+	for _, want := range []string{"--api-bind-address=:8443", "--api-token-audience=kube-secrets-manager", "--api-trust-bundle=kube-secrets-manager-api-ca"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("Deployment lacks %q", want)
+		}
 	}
 }
 
@@ -145,8 +160,8 @@ func TestCRDOptions(t *testing.T) {
 		t.Fatalf("crds.enabled=false rendered %d CRDs", n)
 	}
 	kept := byKind(render(t), "CustomResourceDefinition")
-	if len(kept) != 3 {
-		t.Fatalf("the defaults render %d CRDs, want 3", len(kept))
+	if len(kept) != 4 {
+		t.Fatalf("the defaults render %d CRDs, want 4", len(kept))
 	}
 	for _, c := range kept {
 		if c.str("metadata", "annotations", "helm.sh/resource-policy") != "keep" {
@@ -154,8 +169,8 @@ func TestCRDOptions(t *testing.T) {
 		}
 	}
 	unkept := byKind(render(t, "crds.keep=false"), "CustomResourceDefinition")
-	if len(unkept) != 3 {
-		t.Fatalf("crds.keep=false renders %d CRDs, want 3", len(unkept))
+	if len(unkept) != 4 {
+		t.Fatalf("crds.keep=false renders %d CRDs, want 4", len(unkept))
 	}
 	for _, c := range unkept {
 		if c.str("metadata", "annotations", "helm.sh/resource-policy") != "" {
@@ -166,8 +181,22 @@ func TestCRDOptions(t *testing.T) {
 
 func TestNamespacedRBAC(t *testing.T) {
 	objs := render(t, "rbac.namespaced=true", "rbac.namespaces={team-a,team-b}")
-	if len(byKind(objs, "ClusterRole"))+len(byKind(objs, "ClusterRoleBinding")) != 0 {
-		t.Fatal("namespaced mode must not create cluster-wide RBAC")
+	// The only cluster-wide grant to the operator is the API's: reviews of tokens and access, and
+	// its own trust bundle; no namespace's objects.
+	bindings := byKind(objs, "ClusterRoleBinding")
+	if len(bindings) != 1 || bindings[0].name() != "kube-secrets-manager-api-kube-secrets-manager" {
+		t.Fatalf("namespaced mode binds %d ClusterRoles", len(bindings))
+	}
+	for _, r := range byKind(objs, "ClusterRole") {
+		if r.name() != "kube-secrets-manager-api-kube-secrets-manager" {
+			continue
+		}
+		raw, _ := yaml.Marshal(r["rules"])
+		for _, forbidden := range []string{"secrets", "managedsecrets", "jobs", "cronjobs", "secretversions"} {
+			if strings.Contains(string(raw), "- "+forbidden+"\n") {
+				t.Fatalf("the API's ClusterRole grants %s", forbidden)
+			}
+		}
 	}
 	namespaces := map[string]bool{}
 	for _, r := range byKind(objs, "Role") {

@@ -82,8 +82,8 @@ func TestNamespacedModeReconcilesOnlyItsNamespaces(t *testing.T) {
 			kinds[u.GetKind()]++
 		}
 	}
-	if kinds["ClusterRole"] != 0 || kinds["ClusterRoleBinding"] != 0 || kinds["Role"] != len(managed)+1 {
-		t.Fatalf("namespaced mode renders %v; want Roles in %v and the operator's own namespace, no ClusterRole", kinds, managed)
+	if kinds["ClusterRoleBinding"] != 1 || kinds["Role"] != len(managed)+1 {
+		t.Fatalf("namespaced mode renders %v; want Roles in %v and the operator's own namespace, and only the API's ClusterRoleBinding", kinds, managed)
 	}
 
 	opts := controllers.DefaultOptions()

@@ -43,6 +43,23 @@ rules:
 - apiGroups:
   - kube-secrets-manager.io
   resources:
+  - accesskeys
+  - rotationpolicies
+  verbs:
+  - get
+  - list
+  - watch
+- apiGroups:
+  - kube-secrets-manager.io
+  resources:
+  - accesskeys/status
+  - managedsecrets/status
+  - rotationpolicies/status
+  verbs:
+  - patch
+- apiGroups:
+  - kube-secrets-manager.io
+  resources:
   - managedsecrets
   verbs:
   - delete
@@ -56,21 +73,6 @@ rules:
   - managedsecrets/finalizers
   verbs:
   - update
-- apiGroups:
-  - kube-secrets-manager.io
-  resources:
-  - managedsecrets/status
-  - rotationpolicies/status
-  verbs:
-  - patch
-- apiGroups:
-  - kube-secrets-manager.io
-  resources:
-  - rotationpolicies
-  verbs:
-  - get
-  - list
-  - watch
 - apiGroups:
   - kube-secrets-manager.io
   resources:
