@@ -46,8 +46,8 @@ type ManagedSecretReconciler struct {
 	Keys        envelope.KeyProvider
 	ValueLimit  int
 	ClusterName string
-	// ARNPartition is the ARN's partition (default "kubernetes").
-	ARNPartition string
+	// ARN shapes the ARN-like ids (partition, region, account).
+	ARN objects.ARNParts
 	// KeyringNamespace and KeyringSecret name the keyring, which is never imported.
 	KeyringNamespace string
 	KeyringSecret    string
@@ -156,7 +156,11 @@ func (r *ManagedSecretReconciler) patchStatus(ctx context.Context, s *scope, res
 }
 
 func (r *ManagedSecretReconciler) arn(msec *v1alpha1.ManagedSecret) string {
-	return objects.ARN(r.ARNPartition, r.ClusterName, msec)
+	p := r.ARN
+	if p.Region == "" {
+		p.Region = r.ClusterName
+	}
+	return objects.ARN(p, msec)
 }
 
 // finalize removes what the ManagedSecret produced, then lets it go. Deleting explicitly (not

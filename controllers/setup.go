@@ -50,6 +50,25 @@ type Options struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// SkipNameValidation lets one process run several managers (tests of replicas).
 	SkipNameValidation bool
+	// API configures the AWS-compatible API (off when Addr is empty).
+	API APIOptions
+	// ARNPartition, ARNRegion and ARNAccount shape the ARN-like ids (defaults: "kubernetes",
+	// the cluster name, the secret's namespace).
+	ARNPartition, ARNRegion, ARNAccount string
+}
+
+// APIOptions configure the AWS-compatible API.
+type APIOptions struct {
+	// Addr is the HTTPS listen address ("" turns the API off).
+	Addr string
+	// ServiceName is the API's Service, whose DNS names the serving certificate carries.
+	ServiceName string
+	// TokenAudience is the audience web-identity tokens must carry.
+	TokenAudience string
+	// TrustBundle names the ClusterTrustBundle the CA is published in ("" skips publishing).
+	TrustBundle string
+	// CertSecret holds the CA, serving certificate and session key in the operator's namespace.
+	CertSecret string
 }
 
 // DefaultOptions are the flag defaults.
@@ -113,6 +132,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		TargetPrefixes:   o.AllowedTargetPrefixes,
 		Workers:          o.Workers,
 		Now:              o.Clock,
+		ARN:              objects.ARNParts{Partition: o.ARNPartition, Region: o.ARNRegion, Account: o.ARNAccount},
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
@@ -122,6 +142,11 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	}
 	if err := (&AccessKeyReconciler{Client: mgr.GetClient(), Keys: r.Keys, Now: o.Clock}).SetupWithManager(mgr); err != nil {
 		return nil, err
+	}
+	if o.API.Addr != "" {
+		if err := setupAPI(ctx, mgr, direct, r, o); err != nil {
+			return nil, err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err

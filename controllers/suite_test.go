@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,6 +126,8 @@ func TestMain(m *testing.M) {
 		suiteOpts.Clock = suiteClock.Now
 		// What the suite's policies ask of rotation pods; everything else is refused (tested).
 		suiteOpts.RotationAllow = rotation.Allow{Images: []string{"registry.example/rotators/*"}, ServiceAccounts: []string{"rotator"}, Scheduling: true}
+		suiteOpts.API = APIOptions{Addr: freeAddr(), ServiceName: "kube-secrets-manager-api", TokenAudience: apiAudience,
+			TrustBundle: "kube-secrets-manager-api-ca", CertSecret: "kube-secrets-manager-api"}
 		if w := os.Getenv("KSM_WORKERS"); w != "" {
 			fmt.Sscanf(w, "%d", &suiteOpts.Workers)
 		}
@@ -323,4 +326,14 @@ func eventsFor(t *testing.T, ns string) []eventsv1.Event {
 		t.Fatal(err)
 	}
 	return list.Items
+}
+
+// freeAddr is a loopback address with a port free at the moment.
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -36,6 +36,10 @@ const (
 	// drawn from it, so both survive a backup and restore that gives the object a new UID.
 	AnnotationSecretID = "kube-secrets-manager.io/secret-id"
 
+	// AnnotationAWSName on a ManagedSecret made through the AWS API is its AWS name, which may
+	// hold characters (upper case, /, +, =, @, _) an object name cannot.
+	AnnotationAWSName = "kube-secrets-manager.io/aws-name"
+
 	// AnnotationImportAllowedFor on a Secret is its owner's consent to being imported: a
 	// comma-separated list of the ManagedSecrets (in the Secret's namespace) whose fromSecret may
 	// read it. The operator reads sources with its own rights, so without this consent anyone who

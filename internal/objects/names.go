@@ -24,19 +24,38 @@ func SecretID(msec *v1alpha1.ManagedSecret) string {
 
 const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
-// ARN is the ARN-like id in status: arn:<partition>:secretsmanager:<cluster>:<namespace>:secret:
-// <name>-<6 characters drawn from the stable id>, like AWS's random suffix: the same on every
-// reconcile and new when a secret of the same name is created again.
-func ARN(partition, cluster string, msec *v1alpha1.ManagedSecret) string {
+// ARNParts shape the ARN-like ids: partition (default "kubernetes"), region (default the cluster
+// name) and account (default the secret's namespace).
+type ARNParts struct {
+	Partition, Region, Account string
+}
+
+// ARN is the ARN-like id in status and the AWS API: arn:<partition>:secretsmanager:<region>:
+// <account>:secret:<AWS name>-<6 characters drawn from the stable id>, like AWS's random suffix:
+// the same on every reconcile and new when a secret of the same name is created again.
+func ARN(p ARNParts, msec *v1alpha1.ManagedSecret) string {
 	sum := sha256.Sum256([]byte(SecretID(msec)))
 	suffix := make([]byte, 6)
 	for i := range suffix {
 		suffix[i] = idAlphabet[int(sum[i])%len(idAlphabet)]
 	}
+	partition, account := p.Partition, p.Account
 	if partition == "" {
 		partition = "kubernetes"
 	}
-	return fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-%s", partition, cluster, msec.Namespace, msec.Name, suffix)
+	if account == "" {
+		account = msec.Namespace
+	}
+	return fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-%s", partition, p.Region, account, AWSName(msec), suffix)
+}
+
+// AWSName is the secret's AWS name: the one the AWS API created it with (kept in an annotation,
+// since AWS names allow characters object names do not), else the object's name.
+func AWSName(msec *v1alpha1.ManagedSecret) string {
+	if n := msec.Annotations[v1alpha1.AnnotationAWSName]; n != "" {
+		return n
+	}
+	return msec.Name
 }
 
 // VersionObjectName is deterministic, so creating the same version twice collides instead of

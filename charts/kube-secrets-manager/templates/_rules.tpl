@@ -62,6 +62,7 @@ rules:
   resources:
   - managedsecrets
   verbs:
+  - create
   - delete
   - get
   - list

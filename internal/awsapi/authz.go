@@ -1,0 +1,93 @@
+package awsapi
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+)
+
+// Identity is who signed a request: a ServiceAccount, through a static access key or a web
+// identity session. Its namespace is the only one it reaches: the namespace comes from the
+// identity, never from a secret's name.
+type Identity struct {
+	Namespace      string
+	ServiceAccount string
+	UID            string
+}
+
+// User is the identity's Kubernetes user name.
+func (i Identity) User() string {
+	return "system:serviceaccount:" + i.Namespace + ":" + i.ServiceAccount
+}
+
+// Groups are the identity's Kubernetes groups.
+func (i Identity) Groups() []string {
+	return []string{"system:serviceaccounts", "system:serviceaccounts:" + i.Namespace, "system:authenticated"}
+}
+
+// Access is a Kubernetes verb on a resource of this API group: what one operation needs.
+type Access struct {
+	Verb        string
+	Resource    string
+	Subresource string
+}
+
+// Authorizer answers with SubjectAccessReviews, remembering each answer for a short while.
+type Authorizer struct {
+	Client client.Client
+	// TTL is how long an answer is reused (default 10 s).
+	TTL time.Duration
+	Now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]decision
+}
+
+type decision struct {
+	allowed bool
+	until   time.Time
+}
+
+// maxDecisions bounds the cache; past it, the cache starts over.
+const maxDecisions = 10000
+
+// Allowed reports whether the identity may do a on the named object (name "" for a list or
+// create) in its namespace.
+func (a *Authorizer) Allowed(ctx context.Context, id Identity, acc Access, name string) (bool, error) {
+	now := time.Now()
+	if a.Now != nil {
+		now = a.Now()
+	}
+	key := strings.Join([]string{id.User(), id.UID, acc.Verb, acc.Resource, acc.Subresource, id.Namespace, name}, "\x00")
+	a.mu.Lock()
+	if d, ok := a.cache[key]; ok && now.Before(d.until) {
+		a.mu.Unlock()
+		return d.allowed, nil
+	}
+	a.mu.Unlock()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: id.User(), UID: id.UID, Groups: id.Groups(),
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: id.Namespace, Verb: acc.Verb,
+			Group: v1alpha1.GroupVersion.Group, Resource: acc.Resource, Subresource: acc.Subresource, Name: name},
+	}}
+	if err := a.Client.Create(ctx, sar); err != nil {
+		return false, err
+	}
+	ttl := a.TTL
+	if ttl == 0 {
+		ttl = 10 * time.Second
+	}
+	a.mu.Lock()
+	if a.cache == nil || len(a.cache) >= maxDecisions {
+		a.cache = map[string]decision{}
+	}
+	a.cache[key] = decision{allowed: sar.Status.Allowed, until: now.Add(ttl)}
+	a.mu.Unlock()
+	return sar.Status.Allowed, nil
+}
