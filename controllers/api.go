@@ -45,7 +45,7 @@ func setupAPI(ctx context.Context, mgr manager.Manager, direct client.Client, r 
 		Cache: mgr.GetClient(), Direct: direct,
 		Store: &store.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: r.Keys, Limit: o.ValueLimit, ARN: r.arn},
 		Keys:  r.Keys, Certs: certs, Authz: &awsapi.Authorizer{Client: direct},
-		ARN: arn, TokenAudience: o.API.TokenAudience, Now: o.Clock,
+		ARN: arn, TokenAudience: o.API.TokenAudience, Now: o.Clock, WallClock: o.API.WallClock,
 	}, 30*time.Second)
 	if err := mgr.AddReadyzCheck("api", func(*http.Request) error {
 		_, err := certs.GetCertificate(nil)

@@ -69,6 +69,8 @@ type APIOptions struct {
 	TrustBundle string
 	// CertSecret holds the CA, serving certificate and session key in the operator's namespace.
 	CertSecret string
+	// WallClock checks signatures and sessions (nil: the system clock); tests move it.
+	WallClock func() time.Time
 }
 
 // DefaultOptions are the flag defaults.

@@ -127,7 +127,7 @@ func TestMain(m *testing.M) {
 		// What the suite's policies ask of rotation pods; everything else is refused (tested).
 		suiteOpts.RotationAllow = rotation.Allow{Images: []string{"registry.example/rotators/*"}, ServiceAccounts: []string{"rotator"}, Scheduling: true}
 		suiteOpts.API = APIOptions{Addr: freeAddr(), ServiceName: "kube-secrets-manager-api", TokenAudience: apiAudience,
-			TrustBundle: "kube-secrets-manager-api-ca", CertSecret: "kube-secrets-manager-api"}
+			TrustBundle: "kube-secrets-manager-api-ca", CertSecret: "kube-secrets-manager-api", WallClock: apiWallClock.Now}
 		if w := os.Getenv("KSM_WORKERS"); w != "" {
 			fmt.Sscanf(w, "%d", &suiteOpts.Workers)
 		}
@@ -226,6 +226,9 @@ func applyBundleRBAC(ctx context.Context) error {
 // suiteClock is the running operator's clock: the system clock plus an offset a test may set
 // (and must reset) to see what happens days later.
 var suiteClock movableClock
+
+// apiWallClock is the clock the API checks signatures and sessions with.
+var apiWallClock movableClock
 
 type movableClock struct{ offset atomic.Int64 }
 

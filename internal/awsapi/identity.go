@@ -37,9 +37,9 @@ type openedKey struct {
 // through a web-identity session (its claims) or a static access key (its AccessKey).
 func (s *Server) authenticate(r *http.Request, body []byte) (Identity, error) {
 	var id Identity
-	opts := awsauth.VerifyOptions{Now: time.Now, Service: "secretsmanager", Lookup: func(accessKeyID, sessionToken string) (string, error) {
+	opts := awsauth.VerifyOptions{Now: s.wallClock, Service: "secretsmanager", Lookup: func(accessKeyID, sessionToken string) (string, error) {
 		if sessionToken != "" {
-			secret, c, err := awsauth.OpenSession(s.Certs.SessionKey(), accessKeyID, sessionToken, time.Now())
+			secret, c, err := awsauth.OpenSession(s.Certs.SessionKey(), accessKeyID, sessionToken, s.wallClock())
 			if err != nil {
 				return "", err
 			}
@@ -118,7 +118,7 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request, body []byte) {
 			"The web identity token is not a valid ServiceAccount token for the audience "+s.TokenAudience+".", requestID)
 		return
 	}
-	expiry := time.Now().Add(time.Duration(in.DurationSeconds) * time.Second).Truncate(time.Second)
+	expiry := s.wallClock().Add(time.Duration(in.DurationSeconds) * time.Second).Truncate(time.Second)
 	claims := awsauth.Claims{Namespace: ns, ServiceAccount: sa, UID: review.Status.User.UID, RoleARN: in.RoleARN, SessionName: in.RoleSessionName, Expiry: expiry}
 	akid, secret, token, err := awsauth.IssueSession(s.Certs.SessionKey(), claims)
 	if err != nil {

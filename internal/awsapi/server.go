@@ -45,9 +45,11 @@ type Config struct {
 	ARN objects.ARNParts
 	// TokenAudience is the audience web-identity tokens must carry.
 	TokenAudience string
-	// Now is the clock of the secrets' lifecycle (deletion dates, access days); signatures and
-	// sessions are always checked against the wall clock.
+	// Now is the clock of the secrets' lifecycle (deletion dates, access days).
 	Now func() time.Time
+	// WallClock checks signatures and sessions (nil: the system clock); a test moves it to see
+	// credentials expire.
+	WallClock func() time.Time
 }
 
 // Server answers the API.
@@ -165,4 +167,11 @@ func (s *Server) pageKey() []byte {
 	m := hmac.New(sha256.New, s.Certs.SessionKey())
 	m.Write([]byte("kube-secrets-manager pagination tokens"))
 	return m.Sum(nil)
+}
+
+func (s *Server) wallClock() time.Time {
+	if s.WallClock != nil {
+		return s.WallClock()
+	}
+	return time.Now()
 }
