@@ -39,15 +39,16 @@ func main() {
 	manager := flag.String("manager", "bin/kube-secrets-manager", "the operator binary to run")
 	samples := flag.String("samples", "config/samples", "folder of manifests to apply")
 	crds := flag.String("crds", "config/crd/bases", "folder of CRDs to install")
-	smoke := flag.Bool("smoke", false, "exit once every sample ManagedSecret is Ready")
+	smoke := flag.Bool("smoke", false, "exit once every sample ManagedSecret is Ready and the AWS API answers")
+	bundle := flag.String("bundle", "dist/install.yaml", "install bundle whose secretsmanager-* ClusterRoles the API's callers are bound to")
 	flag.Parse()
-	if err := run(*manager, *samples, *crds, *smoke); err != nil {
+	if err := run(*manager, *samples, *crds, *bundle, *smoke); err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
 }
 
-func run(managerBin, samplesDir, crdDir string, smoke bool) error {
+func run(managerBin, samplesDir, crdDir, bundle string, smoke bool) error {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return errors.New("KUBEBUILDER_ASSETS is not set; run 'make dev', which builds kube-apiserver and etcd first")
 	}
@@ -99,9 +100,14 @@ func run(managerBin, samplesDir, crdDir string, smoke bool) error {
 	if err != nil {
 		return err
 	}
+	apiAddr, err := freePort()
+	if err != nil {
+		return err
+	}
+	_, apiPort, _ := strings.Cut(apiAddr, ":")
 	say("starting the operator (%s)", managerBin)
 	cmd := exec.Command(managerBin, "--kubeconfig", kubeconfig, "--namespace", "kube-secrets-manager",
-		"--metrics-bind-address", "0", "--health-probe-bind-address", probe)
+		"--metrics-bind-address", "0", "--health-probe-bind-address", probe, "--api-bind-address", apiAddr, "--cluster-name", "local")
 	cmd.Stdout, cmd.Stderr = prefixed("operator | "), prefixed("operator | ")
 	if err := cmd.Start(); err != nil {
 		return err
@@ -129,6 +135,10 @@ func run(managerBin, samplesDir, crdDir string, smoke bool) error {
 		return err
 	}
 	say("applied %d objects from %s", len(names), samplesDir)
+	api, err := setupAPIAccess(ctx, c, bundle, tmp, "https://localhost:"+apiPort)
+	if err != nil {
+		return fmt.Errorf("setting up the AWS API's access key: %w", err)
+	}
 
 	fmt.Printf(`
 kube-secrets-manager is running on a local control plane.
@@ -142,9 +152,14 @@ Try:
   kubectl describe msec orders-db                # conditions and Events
   kubectl get secret orders-db -o jsonpath='{.data.password}' | base64 -d; echo
 
+The AWS Secrets Manager API, as default/dev-cli (secretsmanager-admin):
+%s
+  aws secretsmanager list-secrets
+  aws secretsmanager get-secret-value --secret-id orders-db
+
 Press Ctrl-C to stop; everything started here is stopped and %s is removed.
 
-`, kubeconfig, tmp)
+`, kubeconfig, api.env(), tmp)
 
 	readyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -152,6 +167,11 @@ Press Ctrl-C to stop; everything started here is stopped and %s is removed.
 		return err
 	}
 	say("every sample ManagedSecret is Ready")
+	version, err := checkAPI(readyCtx, api, "orders-db")
+	if err != nil {
+		return err
+	}
+	say("the AWS API answered GetSecretValue for default/orders-db (version %s)", version)
 	if smoke {
 		return nil
 	}
