@@ -104,9 +104,8 @@ func (c *Certs) write(ctx context.Context, sec *corev1.Secret, exists bool, data
 		}
 		return err
 	}
-	base := sec.DeepCopy()
 	sec.Data = data
-	err := c.Client.Patch(ctx, sec, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	err := c.Client.Update(ctx, sec)
 	if apierrors.IsConflict(err) {
 		return errRetryLater
 	}
