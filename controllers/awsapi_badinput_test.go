@@ -201,4 +201,6 @@ func TestAPIWebIdentityRefusals(t *testing.T) {
 
 type staticProvider aws.Credentials
 
-func (p staticProvider) Retrieve(context.Context) (aws.Credentials, error) { return aws.Credentials(p), nil }
+func (p staticProvider) Retrieve(context.Context) (aws.Credentials, error) {
+	return aws.Credentials(p), nil
+}

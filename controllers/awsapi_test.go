@@ -23,11 +23,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/accesskeys"
@@ -555,6 +557,71 @@ func TestAPIStaticAccessKeys(t *testing.T) {
 		var ae smithy.APIError
 		if !errors.As(err, &ae) || ae.ErrorCode() != "UnrecognizedClientException" {
 			return fmt.Errorf("answered %v", err)
+		}
+		return nil
+	})
+}
+
+// A secret made with YAML is rotated through the API: RotateSecret attaches a RotationPolicy
+// and starts a rotation (the four steps run in the rotation pod), the SDK sees the new
+// AWSCURRENT, and CancelRotateSecret turns rotation off, as DescribeSecret reports.
+func TestAPIRotateSecretRunsARotation(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	apiServiceAccount(t, ns, "ops", "secretsmanager-writer")
+	sm := webIdentityClient(t, ns, "ops")
+	if err := k8s.Create(ctx, policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
+		t.Fatal(err)
+	}
+	m := createReady(t, generated(ns, "app"))
+	before := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("app")}))(t)
+
+	must(sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), RotationLambdaARN: aws.String("pw")}))(t)
+	if got := getMsec(t, ns, "app"); got.Spec.Rotation == nil || got.Spec.Rotation.PolicyRef.Name != "pw" {
+		t.Fatalf("RotateSecret did not attach the policy: %+v", got.Spec.Rotation)
+	}
+	d := must(sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")}))(t)
+	if !aws.ToBool(d.RotationEnabled) || d.RotationRules == nil || aws.ToInt64(d.RotationRules.AutomaticallyAfterDays) != 30 {
+		t.Fatalf("DescribeSecret after RotateSecret: enabled %v, rules %+v", aws.ToBool(d.RotationEnabled), d.RotationRules)
+	}
+	var job *batchv1.Job
+	eventually(t, "a rotation Job", func() error {
+		jobs := &batchv1.JobList{}
+		if err := k8s.List(ctx, jobs, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		if len(jobs.Items) != 1 {
+			return fmt.Errorf("%d Jobs", len(jobs.Items))
+		}
+		job = &jobs.Items[0]
+		return nil
+	})
+	dir, _ := material(t, ns, cronJobOf(t, ns, "app"), job)
+	if code, out := runPod(t, dir, job); code != 0 {
+		t.Fatalf("rotate: %d %s", code, out)
+	}
+	finishJob(t, job, true)
+	waitRotated(t, ns, "app", m.Status.CurrentVersionID)
+	after := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("app")}))(t)
+	if aws.ToString(after.VersionId) == aws.ToString(before.VersionId) || aws.ToString(after.SecretString) == aws.ToString(before.SecretString) {
+		t.Fatal("the SDK does not see the rotated value")
+	}
+	prev := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("app"), VersionStage: aws.String("AWSPREVIOUS")}))(t)
+	if aws.ToString(prev.VersionId) != aws.ToString(before.VersionId) {
+		t.Fatalf("AWSPREVIOUS is %s, want the version before the rotation", aws.ToString(prev.VersionId))
+	}
+	if d := must(sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")}))(t); d.LastRotatedDate == nil {
+		t.Fatal("no LastRotatedDate after a rotation")
+	}
+
+	must(sm.CancelRotateSecret(ctx, &secretsmanager.CancelRotateSecretInput{SecretId: aws.String("app")}))(t)
+	eventually(t, "rotation is off", func() error {
+		d, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")})
+		if err != nil {
+			return err
+		}
+		if aws.ToBool(d.RotationEnabled) {
+			return errors.New("RotationEnabled is still true")
 		}
 		return nil
 	})
