@@ -79,7 +79,7 @@ func TestAPIBadInputIsRefusedAndWritesNothing(t *testing.T) {
 	id, secret := accessKeyFor(t, ns, "ci-key", "ci")
 	creds := aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
 	now := time.Now()
-	create := []byte(`{"Name":"bad-input","SecretString":"canary-bad-input-5e1","ClientRequestToken":"22222222-2222-4222-8222-222222222222"}`)
+	create := []byte(`{"Name":"bad-input","SecretString":"CANARY-api-bad-input-5e1","ClientRequestToken":"22222222-2222-4222-8222-222222222222"}`)
 
 	status, body := rawAPICall(t, "CreateSecret", []byte(`{"Name":"bad-input",`), creds, now, nil)
 	wantRaw(t, "malformed JSON", status, body, 400, "SerializationException", "")
@@ -105,7 +105,7 @@ func TestAPIBadInputIsRefusedAndWritesNothing(t *testing.T) {
 	status, body = rawAPICall(t, "CreateSecret", create, creds, time.Time{}, nil)
 	wantRaw(t, "an unsigned request", status, body, 403, "MissingAuthenticationTokenException", "")
 	status, body = rawAPICall(t, "CreateSecret", create, creds, now, func(r *http.Request) {
-		r.Body = io.NopCloser(bytes.NewReader(bytes.Replace(create, []byte("canary"), []byte("CANARY"), 1)))
+		r.Body = io.NopCloser(bytes.NewReader(bytes.Replace(create, []byte("CANARY-api"), []byte("CANARY-apx"), 1)))
 	})
 	wantRaw(t, "a body changed after signing", status, body, 400, "InvalidSignatureException", "")
 	status, body = rawAPICall(t, "CreateSecret", create, aws.Credentials{AccessKeyID: id, SecretAccessKey: secret[1:] + "A"}, now, nil)

@@ -196,14 +196,14 @@ func TestAPIValueLifecycleWithWebIdentity(t *testing.T) {
 	const name = "prod/db+main@x.y=z_1-2"
 	token1 := "11111111-1111-4111-8111-111111111111"
 
-	created := must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("canary-first-value-3f9a"),
+	created := must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(canaryPrefix+"api-first-value-3f9a"),
 		ClientRequestToken: aws.String(token1), Description: aws.String("the database"), Tags: []smtypes.Tag{{Key: aws.String("team"), Value: aws.String("a")}}}))(t)
 	if aws.ToString(created.VersionId) != token1 || aws.ToString(created.Name) != name ||
 		!strings.HasPrefix(aws.ToString(created.ARN), "arn:kubernetes:secretsmanager:local:"+ns+":secret:"+name+"-") {
 		t.Fatalf("CreateSecret answered %+v", created)
 	}
 	// The same request again (an SDK retry) is the same success; another value under the token is not.
-	again := must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("canary-first-value-3f9a"), ClientRequestToken: aws.String(token1)}))(t)
+	again := must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(canaryPrefix+"api-first-value-3f9a"), ClientRequestToken: aws.String(token1)}))(t)
 	if aws.ToString(again.VersionId) != token1 {
 		t.Fatalf("the retried CreateSecret answered version %s", aws.ToString(again.VersionId))
 	}
@@ -228,7 +228,7 @@ func TestAPIValueLifecycleWithWebIdentity(t *testing.T) {
 	}
 
 	got := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)}))(t)
-	if aws.ToString(got.SecretString) != "canary-first-value-3f9a" || aws.ToString(got.VersionId) != token1 || !slices.Equal(got.VersionStages, []string{"AWSCURRENT"}) || got.SecretBinary != nil {
+	if aws.ToString(got.SecretString) != canaryPrefix+"api-first-value-3f9a" || aws.ToString(got.VersionId) != token1 || !slices.Equal(got.VersionStages, []string{"AWSCURRENT"}) || got.SecretBinary != nil {
 		t.Fatalf("GetSecretValue answered %q %s %v", aws.ToString(got.SecretString), aws.ToString(got.VersionId), got.VersionStages)
 	}
 	// By full ARN and by the ARN without its random suffix (a partial ARN), as AWS resolves them.
@@ -239,16 +239,16 @@ func TestAPIValueLifecycleWithWebIdentity(t *testing.T) {
 		}
 	}
 
-	put := must(sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String("canary-second-value-77c1")}))(t)
+	put := must(sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(canaryPrefix+"api-second-value-77c1")}))(t)
 	if !slices.Equal(put.VersionStages, []string{"AWSCURRENT"}) || aws.ToString(put.VersionId) == "" {
 		t.Fatalf("PutSecretValue answered %+v", put)
 	}
 	prev := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name), VersionStage: aws.String("AWSPREVIOUS")}))(t)
-	if aws.ToString(prev.SecretString) != "canary-first-value-3f9a" || aws.ToString(prev.VersionId) != token1 {
+	if aws.ToString(prev.SecretString) != canaryPrefix+"api-first-value-3f9a" || aws.ToString(prev.VersionId) != token1 {
 		t.Fatalf("AWSPREVIOUS is %s", aws.ToString(prev.VersionId))
 	}
 	// A version staged AWSPENDING by PutSecretValue does not become current.
-	pending := must(sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String("canary-pending-9d0e"),
+	pending := must(sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(canaryPrefix+"api-pending-9d0e"),
 		VersionStages: []string{"AWSPENDING"}}))(t)
 	cur := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)}))(t)
 	if aws.ToString(cur.VersionId) != aws.ToString(put.VersionId) {
@@ -278,7 +278,7 @@ func TestAPIValueLifecycleWithWebIdentity(t *testing.T) {
 		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: found.Name}, sec); err != nil {
 			return err
 		}
-		if string(sec.Data["value"]) != "canary-first-value-3f9a" && !strings.Contains(fmt.Sprint(sec.Data), "canary-first-value-3f9a") {
+		if string(sec.Data["value"]) != canaryPrefix+"api-first-value-3f9a" && !strings.Contains(fmt.Sprint(sec.Data), canaryPrefix+"api-first-value-3f9a") {
 			return errors.New("the projection does not hold the current value")
 		}
 		return nil
@@ -297,11 +297,11 @@ func TestAPIValueLifecycleWithWebIdentity(t *testing.T) {
 	})
 
 	// UpdateSecret: the description, and a value (a new version that becomes AWSCURRENT).
-	upd := must(sm.UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: aws.String(name), Description: aws.String("moved"), SecretString: aws.String("canary-third-4b2b")}))(t)
+	upd := must(sm.UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: aws.String(name), Description: aws.String("moved"), SecretString: aws.String(canaryPrefix+"api-third-4b2b")}))(t)
 	if aws.ToString(upd.VersionId) == "" {
 		t.Fatal("UpdateSecret with a value answered no version")
 	}
-	if g := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)}))(t); aws.ToString(g.SecretString) != "canary-third-4b2b" {
+	if g := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)}))(t); aws.ToString(g.SecretString) != canaryPrefix+"api-third-4b2b" {
 		t.Fatal("UpdateSecret's value is not current")
 	}
 }
@@ -313,7 +313,7 @@ func TestAPIBinaryValuesAndBatchGet(t *testing.T) {
 	ctx := context.Background()
 	bin := []byte{0, 1, 2, 0xff, 0xfe, 'c', 'a', 'n'}
 	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("blob"), SecretBinary: bin}))(t)
-	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("text"), SecretString: aws.String("canary-batch-text")}))(t)
+	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("text"), SecretString: aws.String(canaryPrefix+"api-batch-text")}))(t)
 	got := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("blob")}))(t)
 	if string(got.SecretBinary) != string(bin) || got.SecretString != nil {
 		t.Fatalf("binary value came back as %v / %v", got.SecretBinary, got.SecretString)
@@ -323,7 +323,7 @@ func TestAPIBinaryValuesAndBatchGet(t *testing.T) {
 		t.Fatalf("BatchGetSecretValue: %d values, errors %+v", len(batch.SecretValues), batch.Errors)
 	}
 	byFilter := must(sm.BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{Filters: []smtypes.Filter{{Key: smtypes.FilterNameStringTypeName, Values: []string{"te"}}}}))(t)
-	if len(byFilter.SecretValues) != 1 || aws.ToString(byFilter.SecretValues[0].SecretString) != "canary-batch-text" {
+	if len(byFilter.SecretValues) != 1 || aws.ToString(byFilter.SecretValues[0].SecretString) != canaryPrefix+"api-batch-text" {
 		t.Fatalf("BatchGetSecretValue by filter: %+v", byFilter.SecretValues)
 	}
 	_, err := sm.BatchGetSecretValue(ctx, &secretsmanager.BatchGetSecretValueInput{SecretIdList: []string{"blob"}, Filters: []smtypes.Filter{{Key: smtypes.FilterNameStringTypeName, Values: []string{"b"}}}})
@@ -402,7 +402,7 @@ func TestAPIDeleteRestoreAndTags(t *testing.T) {
 	apiServiceAccount(t, ns, "admin", "secretsmanager-admin")
 	sm := webIdentityClient(t, ns, "admin")
 	ctx := context.Background()
-	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("svc"), SecretString: aws.String("canary-del-1")}))(t)
+	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("svc"), SecretString: aws.String(canaryPrefix+"api-del-1")}))(t)
 
 	must(sm.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String("svc"), Tags: []smtypes.Tag{{Key: aws.String("env"), Value: aws.String("prod")}, {Key: aws.String("owner"), Value: aws.String("me")}}}))(t)
 	must(sm.UntagResource(ctx, &secretsmanager.UntagResourceInput{SecretId: aws.String("svc"), TagKeys: []string{"owner"}}))(t)
@@ -445,7 +445,7 @@ func TestAPIDeleteRestoreAndTags(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if aws.ToString(g.SecretString) != "canary-del-1" {
+		if aws.ToString(g.SecretString) != canaryPrefix+"api-del-1" {
 			return errors.New("another value")
 		}
 		return nil
@@ -469,7 +469,7 @@ func TestAPIRotationOperationsAndPasswords(t *testing.T) {
 	apiServiceAccount(t, ns, "app", "secretsmanager-writer")
 	sm := webIdentityClient(t, ns, "app")
 	ctx := context.Background()
-	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("plain"), SecretString: aws.String("canary-rot-1")}))(t)
+	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("plain"), SecretString: aws.String(canaryPrefix+"api-rot-1")}))(t)
 	_, err := sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("plain")})
 	wantAPIError(t, err, "InvalidRequestException", "")
 	_, err = sm.CancelRotateSecret(ctx, &secretsmanager.CancelRotateSecretInput{SecretId: aws.String("plain")})
@@ -495,7 +495,7 @@ func TestAPIAuthorizationFollowsRBAC(t *testing.T) {
 	apiServiceAccount(t, other, "writer", "secretsmanager-writer")
 	ctx := context.Background()
 	writer, reader, nobody := webIdentityClient(t, ns, "writer"), webIdentityClient(t, ns, "reader"), webIdentityClient(t, ns, "nobody")
-	created := must(writer.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("shared"), SecretString: aws.String("canary-authz-1")}))(t)
+	created := must(writer.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("shared"), SecretString: aws.String(canaryPrefix+"api-authz-1")}))(t)
 
 	eventually(t, "the reader reads", func() error {
 		_, err := reader.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("shared")})
@@ -533,8 +533,8 @@ func TestAPIStaticAccessKeys(t *testing.T) {
 	id, secret := accessKeyFor(t, ns, "ci-key", "ci")
 	sm := staticClient(t, id, secret)
 	ctx := context.Background()
-	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("from-ci"), SecretString: aws.String("canary-static-1")}))(t)
-	if g := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("from-ci")}))(t); aws.ToString(g.SecretString) != "canary-static-1" {
+	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("from-ci"), SecretString: aws.String(canaryPrefix+"api-static-1")}))(t)
+	if g := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("from-ci")}))(t); aws.ToString(g.SecretString) != canaryPrefix+"api-static-1" {
 		t.Fatal("the value read back differs")
 	}
 	// A wrong secret is a signature mismatch; an unknown key id is unrecognised.
