@@ -196,14 +196,14 @@ func TestAPIValueLifecycleWithWebIdentity(t *testing.T) {
 	const name = "prod/db+main@x.y=z_1-2"
 	token1 := "11111111-1111-4111-8111-111111111111"
 
-	created := must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(canaryPrefix+"api-first-value-3f9a"),
+	created := must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(canaryPrefix + "api-first-value-3f9a"),
 		ClientRequestToken: aws.String(token1), Description: aws.String("the database"), Tags: []smtypes.Tag{{Key: aws.String("team"), Value: aws.String("a")}}}))(t)
 	if aws.ToString(created.VersionId) != token1 || aws.ToString(created.Name) != name ||
 		!strings.HasPrefix(aws.ToString(created.ARN), "arn:kubernetes:secretsmanager:local:"+ns+":secret:"+name+"-") {
 		t.Fatalf("CreateSecret answered %+v", created)
 	}
 	// The same request again (an SDK retry) is the same success; another value under the token is not.
-	again := must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(canaryPrefix+"api-first-value-3f9a"), ClientRequestToken: aws.String(token1)}))(t)
+	again := must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(canaryPrefix + "api-first-value-3f9a"), ClientRequestToken: aws.String(token1)}))(t)
 	if aws.ToString(again.VersionId) != token1 {
 		t.Fatalf("the retried CreateSecret answered version %s", aws.ToString(again.VersionId))
 	}
@@ -239,7 +239,7 @@ func TestAPIValueLifecycleWithWebIdentity(t *testing.T) {
 		}
 	}
 
-	put := must(sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(canaryPrefix+"api-second-value-77c1")}))(t)
+	put := must(sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(canaryPrefix + "api-second-value-77c1")}))(t)
 	if !slices.Equal(put.VersionStages, []string{"AWSCURRENT"}) || aws.ToString(put.VersionId) == "" {
 		t.Fatalf("PutSecretValue answered %+v", put)
 	}
@@ -248,7 +248,7 @@ func TestAPIValueLifecycleWithWebIdentity(t *testing.T) {
 		t.Fatalf("AWSPREVIOUS is %s", aws.ToString(prev.VersionId))
 	}
 	// A version staged AWSPENDING by PutSecretValue does not become current.
-	pending := must(sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(canaryPrefix+"api-pending-9d0e"),
+	pending := must(sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(canaryPrefix + "api-pending-9d0e"),
 		VersionStages: []string{"AWSPENDING"}}))(t)
 	cur := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)}))(t)
 	if aws.ToString(cur.VersionId) != aws.ToString(put.VersionId) {
@@ -297,7 +297,7 @@ func TestAPIValueLifecycleWithWebIdentity(t *testing.T) {
 	})
 
 	// UpdateSecret: the description, and a value (a new version that becomes AWSCURRENT).
-	upd := must(sm.UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: aws.String(name), Description: aws.String("moved"), SecretString: aws.String(canaryPrefix+"api-third-4b2b")}))(t)
+	upd := must(sm.UpdateSecret(ctx, &secretsmanager.UpdateSecretInput{SecretId: aws.String(name), Description: aws.String("moved"), SecretString: aws.String(canaryPrefix + "api-third-4b2b")}))(t)
 	if aws.ToString(upd.VersionId) == "" {
 		t.Fatal("UpdateSecret with a value answered no version")
 	}
@@ -313,7 +313,7 @@ func TestAPIBinaryValuesAndBatchGet(t *testing.T) {
 	ctx := context.Background()
 	bin := []byte{0, 1, 2, 0xff, 0xfe, 'c', 'a', 'n'}
 	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("blob"), SecretBinary: bin}))(t)
-	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("text"), SecretString: aws.String(canaryPrefix+"api-batch-text")}))(t)
+	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("text"), SecretString: aws.String(canaryPrefix + "api-batch-text")}))(t)
 	got := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("blob")}))(t)
 	if string(got.SecretBinary) != string(bin) || got.SecretString != nil {
 		t.Fatalf("binary value came back as %v / %v", got.SecretBinary, got.SecretString)
@@ -402,7 +402,7 @@ func TestAPIDeleteRestoreAndTags(t *testing.T) {
 	apiServiceAccount(t, ns, "admin", "secretsmanager-admin")
 	sm := webIdentityClient(t, ns, "admin")
 	ctx := context.Background()
-	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("svc"), SecretString: aws.String(canaryPrefix+"api-del-1")}))(t)
+	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("svc"), SecretString: aws.String(canaryPrefix + "api-del-1")}))(t)
 
 	must(sm.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String("svc"), Tags: []smtypes.Tag{{Key: aws.String("env"), Value: aws.String("prod")}, {Key: aws.String("owner"), Value: aws.String("me")}}}))(t)
 	must(sm.UntagResource(ctx, &secretsmanager.UntagResourceInput{SecretId: aws.String("svc"), TagKeys: []string{"owner"}}))(t)
@@ -469,7 +469,7 @@ func TestAPIRotationOperationsAndPasswords(t *testing.T) {
 	apiServiceAccount(t, ns, "app", "secretsmanager-writer")
 	sm := webIdentityClient(t, ns, "app")
 	ctx := context.Background()
-	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("plain"), SecretString: aws.String(canaryPrefix+"api-rot-1")}))(t)
+	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("plain"), SecretString: aws.String(canaryPrefix + "api-rot-1")}))(t)
 	_, err := sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("plain")})
 	wantAPIError(t, err, "InvalidRequestException", "")
 	_, err = sm.CancelRotateSecret(ctx, &secretsmanager.CancelRotateSecretInput{SecretId: aws.String("plain")})
@@ -495,7 +495,7 @@ func TestAPIAuthorizationFollowsRBAC(t *testing.T) {
 	apiServiceAccount(t, other, "writer", "secretsmanager-writer")
 	ctx := context.Background()
 	writer, reader, nobody := webIdentityClient(t, ns, "writer"), webIdentityClient(t, ns, "reader"), webIdentityClient(t, ns, "nobody")
-	created := must(writer.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("shared"), SecretString: aws.String(canaryPrefix+"api-authz-1")}))(t)
+	created := must(writer.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("shared"), SecretString: aws.String(canaryPrefix + "api-authz-1")}))(t)
 
 	eventually(t, "the reader reads", func() error {
 		_, err := reader.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("shared")})
@@ -533,7 +533,7 @@ func TestAPIStaticAccessKeys(t *testing.T) {
 	id, secret := accessKeyFor(t, ns, "ci-key", "ci")
 	sm := staticClient(t, id, secret)
 	ctx := context.Background()
-	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("from-ci"), SecretString: aws.String(canaryPrefix+"api-static-1")}))(t)
+	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("from-ci"), SecretString: aws.String(canaryPrefix + "api-static-1")}))(t)
 	if g := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("from-ci")}))(t); aws.ToString(g.SecretString) != canaryPrefix+"api-static-1" {
 		t.Fatal("the value read back differs")
 	}

@@ -3,7 +3,9 @@
 // Package e2e runs kube-secrets-manager on a real single-node cluster (hack/e2e/run.sh brings it
 // up, builds and loads the images, and installs the chart with Helm): a consumer Deployment logs in
 // to PostgreSQL with the projected Secret, CronJob-driven rotation pods change the password every
-// minute, and the consumer keeps logging in with what the kubelet mounts.
+// minute, and the consumer keeps logging in with what the kubelet mounts. The chart's example
+// workload, an unmodified AWS SDK program (test/e2e/sdkclient), reads a secret through the
+// operator's AWS API (api_test.go).
 package e2e
 
 import (
@@ -80,9 +82,16 @@ func namespace(t *testing.T, prefix string) string {
 
 func importCreds(t *testing.T, ns, name string, u testdb.User) *v1alpha1.ManagedSecret {
 	t.Helper()
+	return importData(t, ns, name, map[string]string{
+		"engine": "postgres", "host": "127.0.0.1", "port": "5432", "username": u.Name, "password": u.Password, "dbname": "postgres"})
+}
+
+// importData makes a ManagedSecret whose first value is the data of a Secret it imports, and
+// waits until it is Ready.
+func importData(t *testing.T, ns, name string, data map[string]string) *v1alpha1.ManagedSecret {
+	t.Helper()
 	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-import",
-		Annotations: map[string]string{v1alpha1.AnnotationImportAllowedFor: name}}, StringData: map[string]string{
-		"engine": "postgres", "host": "127.0.0.1", "port": "5432", "username": u.Name, "password": u.Password, "dbname": "postgres"}}
+		Annotations: map[string]string{v1alpha1.AnnotationImportAllowedFor: name}}, StringData: data}
 	if err := c.Create(ctx, src); err != nil {
 		t.Fatal(err)
 	}
