@@ -88,13 +88,18 @@ verify: generate manifests bundle ## Fail when generated files are stale or code
 databases: ## Start (or install) the PostgreSQL and MariaDB servers the rotation tests use.
 	hack/ensure-databases.sh
 
+.PHONY: awscli
+awscli: ## Install the AWS CLI v2 (Debian's awscli, as root) the API's CLI test runs.
+	hack/ensure-awscli.sh
+
 .PHONY: test
-test: control-plane databases helm generate manifests bundle vet ## Unit and envtest integration tests (builds what it needs).
+test: control-plane databases awscli helm generate manifests bundle vet ## Unit and envtest integration tests (builds what it needs).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test ./... -count=1 $(TEST_FLAGS)
 
 .PHONY: bench
 bench: control-plane ## Print scale figures: ManagedSecrets to Ready per second and heap (KSM_BENCH_N, KSM_BENCH_UNRELATED).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test ./controllers -run '^$$' -bench BenchmarkManagedSecretsToReady -benchtime 1x -count 1
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test ./controllers -run '^$$' -bench BenchmarkAPIGetSecretValue -benchtime 1x -count 1
 	$(GO) test ./internal/envelope ./internal/password -run '^$$' -bench . -benchmem
 
 .PHONY: fuzz

@@ -24,14 +24,14 @@ import (
 
 // setupAPI adds the AWS-compatible API to the manager: it runs on every replica (reads from the
 // replica's cache; writes are handed to the leader's reconcile).
-func setupAPI(ctx context.Context, mgr manager.Manager, direct client.Client, r *ManagedSecretReconciler, o Options) error {
+func setupAPI(ctx context.Context, mgr manager.Manager, direct client.Client, r *ManagedSecretReconciler, o Options) (*awsapi.Certs, error) {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.AccessKey{}, awsapi.AccessKeyIndex, func(obj client.Object) []string {
 		if id := obj.(*v1alpha1.AccessKey).Status.AccessKeyID; id != "" {
 			return []string{id}
 		}
 		return nil
 	}); err != nil {
-		return err
+		return nil, err
 	}
 	arn := r.ARN
 	if arn.Region == "" {
@@ -51,9 +51,9 @@ func setupAPI(ctx context.Context, mgr manager.Manager, direct client.Client, r 
 		_, err := certs.GetCertificate(nil)
 		return err
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	return mgr.Add(&apiRunnable{addr: o.API.Addr, handler: srv, certs: certs})
+	return certs, mgr.Add(&apiRunnable{addr: o.API.Addr, handler: srv, certs: certs})
 }
 
 // apiRunnable serves the API on every replica, leader or not.
@@ -63,6 +63,7 @@ type apiRunnable struct {
 	certs   *awsapi.Certs
 }
 
+// NeedLeaderElection: every replica serves the API.
 func (a *apiRunnable) NeedLeaderElection() bool { return false }
 
 // Start loads the serving certificate (retrying until it can), serves until ctx ends and

@@ -67,6 +67,8 @@ func NewServer(c Config, writeTimeout time.Duration) *Server {
 // ServeHTTP dispatches STS (form-encoded, unsigned: the web identity token authenticates) and
 // Secrets Manager (X-Amz-Target, SigV4-signed) requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Every answer carries a request id, as AWS's do (SDKs report it with errors).
+	w.Header().Set("X-Amzn-Requestid", newRequestID())
 	if r.Method != http.MethodPost || r.URL.Path != "/" {
 		wire.WriteError(w, awserr.New("UnknownOperationException", ""))
 		return

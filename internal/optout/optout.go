@@ -1,6 +1,6 @@
 // Package optout is how a test that needs something outside the process (a database server, the
-// helm binary, a real cluster) reacts when it is missing: it fails, unless the person running the
-// tests opted out of exactly that dependency with KSM_SKIP (a comma-separated list of names, for
+// helm or aws binary, a real cluster) reacts when it is missing: it fails, unless the person running
+// the tests opted out of exactly that dependency with KSM_SKIP (a comma-separated list of names, for
 // example KSM_SKIP=databases,helm). A skip is never the default and always says what was skipped.
 package optout
 
@@ -17,6 +17,7 @@ const (
 	TLSDatabases = "tls-databases" // TLS-enabled PostgreSQL and MariaDB servers the tests start
 	Helm         = "helm"          // bin/helm
 	Unshare      = "unshare"       // a private mount namespace (root), to hide host time-zone data
+	AWSCLI       = "awscli"        // the AWS CLI v2 (aws; Debian's awscli), run against the API
 )
 
 // Env is the variable that lists opted-out dependencies.
