@@ -510,7 +510,10 @@ func TestAPIAuthorizationFollowsRBAC(t *testing.T) {
 	_, errMissing := nobody.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("missing")})
 	wantAPIError(t, errExisting, "AccessDeniedException", "")
 	wantAPIError(t, errMissing, "AccessDeniedException", "")
-	if strings.ReplaceAll(errExisting.Error(), "shared", "X") != strings.ReplaceAll(errMissing.Error(), "missing", "X") {
+	var aeExisting, aeMissing smithy.APIError
+	errors.As(errExisting, &aeExisting)
+	errors.As(errMissing, &aeMissing)
+	if strings.ReplaceAll(aeExisting.ErrorMessage(), "shared", "X") != strings.ReplaceAll(aeMissing.ErrorMessage(), "missing", "X") {
 		t.Fatalf("the refusals differ:\n%v\n%v", errExisting, errMissing)
 	}
 	_, err = nobody.ListSecrets(ctx, &secretsmanager.ListSecretsInput{})

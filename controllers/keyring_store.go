@@ -78,7 +78,7 @@ func (k KeyringStore) LoadOrCreate(ctx context.Context) (*keyring.Keyring, error
 			Name: k.Name, Namespace: k.Namespace,
 			Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
 			Annotations: map[string]string{
-				"kube-secrets-manager.io/description": "Key-encryption keys of kube-secrets-manager. Losing this Secret makes every stored version unreadable: back it up.",
+				"kube-secrets-manager.io/description": keyringDescription,
 			},
 		},
 		Immutable: &immutable,
@@ -95,3 +95,37 @@ func (k KeyringStore) LoadOrCreate(ctx context.Context) (*keyring.Keyring, error
 	}
 	return ring, nil
 }
+
+// Write stores ring: over the stored keyring only when ring is its successor (keyring.Successor),
+// so a keyring someone replaced is never overwritten; recreated when the Secret is missing.
+func (k KeyringStore) Write(ctx context.Context, ring *keyring.Keyring) error {
+	data, err := ring.Marshal()
+	if err != nil {
+		return err
+	}
+	sec := &corev1.Secret{}
+	err = k.Client.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Name}, sec)
+	if apierrors.IsNotFound(err) {
+		immutable := false
+		sec = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: k.Name, Namespace: k.Namespace,
+				Labels:      map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
+				Annotations: map[string]string{"kube-secrets-manager.io/description": keyringDescription}},
+			Immutable: &immutable, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{keyring.DataKey: data}}
+		return k.Client.Create(ctx, sec, client.FieldOwner(FieldManager))
+	}
+	if err != nil {
+		return err
+	}
+	stored, err := keyring.Parse(sec.Data[keyring.DataKey])
+	if err != nil {
+		return err
+	}
+	if err := keyring.Successor(stored, ring); err != nil {
+		return err
+	}
+	sec.Data = map[string][]byte{keyring.DataKey: data}
+	return k.Client.Update(ctx, sec, client.FieldOwner(FieldManager))
+}
+
+const keyringDescription = "Key-encryption keys of kube-secrets-manager. Losing this Secret makes every stored version unreadable: back it up."

@@ -165,7 +165,7 @@ func TestPluginOutputFormatsParseBack(t *testing.T) {
 			listed[v.(map[string]any)["VersionId"].(string)] = v.(map[string]any)
 		}
 		if v := listed[put["VersionId"].(string)]; code != 0 || len(vs) < 2 || v == nil || fmt.Sprint(v["VersionStages"]) != "[fmt-"+format+"]" ||
-			fmt.Sprint(v["KmsKeyIds"]) != "[key-1]" || fmt.Sprint(listed[first]["VersionStages"]) != "[AWSCURRENT]" {
+			fmt.Sprint(v["KmsKeyIds"]) != "["+storedRing(t).Primary+"]" || fmt.Sprint(listed[first]["VersionStages"]) != "[AWSCURRENT]" {
 			t.Errorf("versions -o %s: %s", format, out)
 		}
 	}

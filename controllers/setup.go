@@ -20,9 +20,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awsapi"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
 )
 
@@ -50,6 +52,8 @@ type Options struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// SkipNameValidation lets one process run several managers (tests of replicas).
 	SkipNameValidation bool
+	// KeyCheckInterval is how often the leader checks the keys and re-wraps (default 1 min).
+	KeyCheckInterval time.Duration
 	// API configures the AWS-compatible API (off when Addr is empty).
 	API APIOptions
 	// ARNPartition, ARNRegion and ARNAccount shape the ARN-like ids (defaults: "kubernetes",
@@ -72,6 +76,9 @@ type APIOptions struct {
 	// WallClock checks signatures and sessions (nil: the system clock); tests move it.
 	WallClock func() time.Time
 }
+
+// KeyStatusConfigMap reports where the keys stand and takes rotation and retirement requests.
+const KeyStatusConfigMap = "kube-secrets-manager-keys"
 
 // DefaultOptions are the flag defaults.
 func DefaultOptions() Options {
@@ -108,14 +115,15 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err != nil {
 		return nil, err
 	}
-	store := KeyringStore{Client: direct, Namespace: o.Namespace, Name: o.KeyringSecret, VersionNamespaces: o.WatchNamespaces}
+	ringStore := KeyringStore{Client: direct, Namespace: o.Namespace, Name: o.KeyringSecret, VersionNamespaces: o.WatchNamespaces}
 	loadCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	ring, err := store.LoadOrCreate(loadCtx)
+	ring, err := ringStore.LoadOrCreate(loadCtx)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("loading the keyring from Secret %s/%s: %w", o.Namespace, o.KeyringSecret, err)
 	}
 
+	local := keyring.NewProvider(ring, ringStore.Load)
 	mgr, err := ctrl.NewManager(cfg, managerOptions(scheme, o))
 	if err != nil {
 		return nil, err
@@ -124,7 +132,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Client:           mgr.GetClient(),
 		APIReader:        mgr.GetAPIReader(),
 		Recorder:         mgr.GetEventRecorder("kube-secrets-manager"),
-		Keys:             keyring.NewProvider(ring, store.Load),
+		Keys:             local,
 		ValueLimit:       o.ValueLimit,
 		ClusterName:      o.ClusterName,
 		KeyringNamespace: o.Namespace,
@@ -145,10 +153,20 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err := (&AccessKeyReconciler{Client: mgr.GetClient(), Keys: r.Keys, Now: o.Clock}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	var certs *awsapi.Certs
 	if o.API.Addr != "" {
-		if err := setupAPI(ctx, mgr, direct, r, o); err != nil {
+		if certs, err = setupAPI(ctx, mgr, direct, r, o); err != nil {
 			return nil, err
 		}
+	}
+	interval := o.KeyCheckInterval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	if err := mgr.Add(&KeyCustodian{Cache: mgr.GetClient(), Direct: direct, Keys: r.Keys,
+		Store: &store.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: r.Keys, Limit: o.ValueLimit, ARN: r.arn}, Ring: &ringStore, Local: local,
+		Certs: certs, Recorder: r.Recorder, Namespace: o.Namespace, Name: KeyStatusConfigMap, Provider: "local", Interval: interval, Now: o.Clock}); err != nil {
+		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err

@@ -124,6 +124,7 @@ func TestMain(m *testing.M) {
 		suiteOpts.Namespace = "kube-secrets-manager"
 		suiteOpts.RotationImage = "kube-secrets-manager:test"
 		suiteOpts.Clock = suiteClock.Now
+		suiteOpts.KeyCheckInterval = 300 * time.Millisecond
 		// What the suite's policies ask of rotation pods; everything else is refused (tested).
 		suiteOpts.RotationAllow = rotation.Allow{Images: []string{"registry.example/rotators/*"}, ServiceAccounts: []string{"rotator"}, Scheduling: true}
 		suiteOpts.API = APIOptions{Addr: freeAddr(), ServiceName: "kube-secrets-manager-api", TokenAudience: apiAudience,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
@@ -136,6 +137,9 @@ func (r *ManagedSecretReconciler) openCurrent(ctx context.Context, s *scope) *re
 	}
 	s.currentID, s.currentCreated = v.Spec.VersionID, v.CreationTimestamp.Time
 	if s.current, err = s.sec.Open(ctx, v); err != nil {
+		if envelope.IsUnavailable(err) {
+			return s.waitFor(v1alpha1.ReasonKeyProviderUnavailable, fmt.Sprintf("version %s cannot be opened: %s; the projected Secret keeps its last good data", s.currentID, envelope.ErrUnavailable))
+		}
 		res := s.waitFor(v1alpha1.ReasonDecryptionFailed, fmt.Sprintf("version %s: %s; the projected Secret keeps its last good data", s.currentID, errMessage(err)))
 		res.requeueAfter = max(res.requeueAfter, 30*time.Second)
 		return res

@@ -29,9 +29,11 @@ type SecretVersionSpec struct {
 	// +kubebuilder:validation:items:MaxLength=256
 	Stages []string `json:"stages,omitempty"`
 
-	// payload is the encrypted value; it can never change once written.
+	// payload is the encrypted value. The value never changes once written: only its data key
+	// may be re-wrapped under another key-encryption key (keyId and wrappedKey, when keys rotate),
+	// and a payload of the first binding format may move once to binding v2 (re-sealed, same value).
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="payload is immutable"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf || (!has(oldSelf.binding) && has(self.binding)) || (self.algorithm == oldSelf.algorithm && self.nonce == oldSelf.nonce && self.ciphertext == oldSelf.ciphertext && has(self.valueType) == has(oldSelf.valueType) && (!has(self.valueType) || self.valueType == oldSelf.valueType) && has(self.binding) == has(oldSelf.binding))",message="payload is immutable: only its data key may be re-wrapped (keyId, wrappedKey), or a first-format payload moved to binding v2"
 	Payload *EncryptedPayload `json:"payload,omitempty"`
 }
 

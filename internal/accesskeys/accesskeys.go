@@ -159,3 +159,21 @@ func deliveryAEAD(priv *ecdh.PrivateKey, pub *ecdh.PublicKey, ephPub, recipientP
 
 // LooksLikeID reports whether s has the form of an access key id this operator issues.
 func LooksLikeID(s string) bool { return len(s) == 20 && strings.HasPrefix(s, "AKIA") }
+
+// Rewrap moves a sealed secret access key's data key to keyRef ("" for the primary key), after
+// checking it opens.
+func Rewrap(ctx context.Context, kp envelope.KeyProvider, namespace, name, id, keyRef string, k *v1alpha1.SealedKey) (*v1alpha1.SealedKey, error) {
+	if _, err := Open(ctx, kp, namespace, name, id, k); err != nil {
+		return nil, err
+	}
+	wrapped, _ := b64.DecodeString(k.WrappedKey)
+	nonce, _ := b64.DecodeString(k.Nonce)
+	ct, _ := b64.DecodeString(k.Ciphertext)
+	next, err := envelope.Rewrap(ctx, kp, keyRef, binding(namespace, name, id), envelope.Sealed{Algorithm: envelope.Algorithm, KeyID: k.KeyID, WrappedKey: wrapped, Nonce: nonce, Ciphertext: ct})
+	if err != nil {
+		return nil, err
+	}
+	out := *k
+	out.KeyID, out.WrappedKey = next.KeyID, b64.EncodeToString(next.WrappedKey)
+	return &out, nil
+}

@@ -197,3 +197,38 @@ func (c *Certs) Run(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// SessionKeyID is the key-encryption key the stored session key is wrapped with ("" when there
+// is none yet).
+func (c *Certs) SessionKeyID(ctx context.Context) (string, error) {
+	sec := &corev1.Secret{}
+	if err := c.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Secret}, sec); err != nil {
+		return "", client.IgnoreNotFound(err)
+	}
+	var s envelope.Sealed
+	if err := json.Unmarshal(sec.Data[keySessionKey], &s); err != nil {
+		return "", nil
+	}
+	return s.KeyID, nil
+}
+
+// RewrapSessionKey moves the stored session key's data key to keyRef ("" for the primary key),
+// under the Secret's resourceVersion.
+func (c *Certs) RewrapSessionKey(ctx context.Context, keyRef string) error {
+	sec := &corev1.Secret{}
+	if err := c.Client.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Secret}, sec); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	var s envelope.Sealed
+	if err := json.Unmarshal(sec.Data[keySessionKey], &s); err != nil {
+		return fmt.Errorf("the API's session key in Secret %s/%s is not valid", c.Namespace, c.Secret)
+	}
+	next, err := envelope.Rewrap(ctx, c.Keys, keyRef, c.sessionBinding(), s)
+	if err != nil {
+		return err
+	}
+	if sec.Data[keySessionKey], err = json.Marshal(next); err != nil {
+		return err
+	}
+	return c.Client.Update(ctx, sec)
+}

@@ -27,6 +27,20 @@ const (
 // deliberately not said, and no byte of the payload is included.
 var ErrDecrypt = errors.New("the version's payload failed authentication: it was altered, copied from another secret or version, or its key is not available")
 
+// ErrUnavailable is what a key provider's error wraps when the provider could not answer (a KMS
+// plugin down or slow): nothing is known about the payload, so callers fail closed and retry,
+// rather than report it as altered.
+var ErrUnavailable = errors.New("the key provider is not available")
+
+// IsUnavailable reports whether err says the key provider could not answer.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
+
+// PrimaryKeyer is a provider that can say which key it wraps new data keys with (and so which
+// versions a key rotation still has to re-wrap).
+type PrimaryKeyer interface {
+	PrimaryKeyID(ctx context.Context) (string, error)
+}
+
 // Binding is the identity a ciphertext is bound to.
 type Binding struct {
 	Namespace string
@@ -111,6 +125,9 @@ func Open(ctx context.Context, kp KeyProvider, b Binding, s Sealed) ([]byte, err
 	}
 	aad := b.AAD()
 	dataKey, err := kp.Unwrap(ctx, s.KeyID, s.WrappedKey, aad)
+	if IsUnavailable(err) {
+		return nil, err
+	}
 	if err != nil || len(dataKey) != dataKeySize {
 		return nil, ErrDecrypt
 	}
@@ -127,6 +144,9 @@ func Open(ctx context.Context, kp KeyProvider, b Binding, s Sealed) ([]byte, err
 func Rewrap(ctx context.Context, kp KeyProvider, keyRef string, b Binding, s Sealed) (Sealed, error) {
 	aad := b.AAD()
 	dataKey, err := kp.Unwrap(ctx, s.KeyID, s.WrappedKey, aad)
+	if IsUnavailable(err) {
+		return Sealed{}, err
+	}
 	if err != nil || len(dataKey) != dataKeySize {
 		return Sealed{}, ErrDecrypt
 	}

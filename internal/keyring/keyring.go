@@ -4,12 +4,14 @@
 package keyring
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +48,8 @@ type Keyring struct {
 	Primary    string `json:"primary"`
 	LastNumber int    `json:"lastNumber"`
 	Keys       []Key  `json:"keys"`
+	// Retired are ids of keys removed once nothing used them.
+	Retired []string `json:"retired,omitempty"`
 }
 
 // New returns a keyring with one fresh primary key.
@@ -83,6 +87,11 @@ func (k *Keyring) Validate() error {
 	}
 	if !seen[k.Primary] {
 		return fmt.Errorf("%w: primary key %q is missing", ErrInvalidKeyring, k.Primary)
+	}
+	for _, id := range k.Retired {
+		if seen[id] {
+			return fmt.Errorf("%w: key %q is both held and retired", ErrInvalidKeyring, id)
+		}
 	}
 	return nil
 }
@@ -182,7 +191,7 @@ func (p *Provider) lookup(ctx context.Context, keyRef string) (string, []byte, e
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.lastReload = time.Now()
-	if err == nil && ring != nil {
+	if err == nil && ring != nil && Successor(p.ring, ring) == nil {
 		p.ring = ring
 	}
 	id, kek = p.find(keyRef)
@@ -205,4 +214,87 @@ func (p *Provider) find(keyRef string) (string, []byte) {
 func wrapAAD(keyID string, aad []byte) []byte {
 	out := []byte("kube-secrets-manager.io/keyring/v1\x00" + keyID + "\x00")
 	return append(out, aad...)
+}
+
+// ErrReplaced says a stored keyring is not a successor of the one in use: keys are missing that
+// were not retired, or the key counter went back. It is never adopted.
+var ErrReplaced = errors.New("the stored keyring is not the one in use: keys are missing or the key counter went back (was the keyring Secret replaced?)")
+
+// Successor checks that next can follow prev: the counter never goes back, and every key of prev
+// is still there unless next records it as retired.
+func Successor(prev, next *Keyring) error {
+	if prev == nil {
+		return nil
+	}
+	if next.LastNumber < prev.LastNumber {
+		return ErrReplaced
+	}
+	for _, k := range prev.Keys {
+		if next.key(k.ID) == nil && !slices.Contains(next.Retired, k.ID) {
+			return fmt.Errorf("%w: key %s is missing", ErrReplaced, k.ID)
+		}
+		if m := next.key(k.ID); m != nil && !bytes.Equal(m, k.Material) {
+			return fmt.Errorf("%w: key %s has other material", ErrReplaced, k.ID)
+		}
+	}
+	return nil
+}
+
+// Retire removes a key that is not the primary; its id is remembered, never reused.
+func (k *Keyring) Retire(id string) error {
+	if id == k.Primary {
+		return fmt.Errorf("%s is the primary key and cannot be retired", id)
+	}
+	i := slices.IndexFunc(k.Keys, func(x Key) bool { return x.ID == id })
+	if i < 0 {
+		return fmt.Errorf("%w %s", ErrUnknownKey, id)
+	}
+	clear(k.Keys[i].Material)
+	k.Keys = slices.Delete(k.Keys, i, i+1)
+	k.Retired = append(k.Retired, id)
+	return nil
+}
+
+// KeyIDs are the ids of the keys held.
+func (k *Keyring) KeyIDs() []string {
+	out := make([]string, 0, len(k.Keys))
+	for _, key := range k.Keys {
+		out = append(out, key.ID)
+	}
+	return out
+}
+
+// Clone is a deep copy.
+func (k *Keyring) Clone() *Keyring {
+	out := &Keyring{Primary: k.Primary, LastNumber: k.LastNumber, Retired: slices.Clone(k.Retired)}
+	for _, key := range k.Keys {
+		key.Material = bytes.Clone(key.Material)
+		out.Keys = append(out.Keys, key)
+	}
+	return out
+}
+
+// PrimaryKeyID is the key new data keys are wrapped with.
+func (p *Provider) PrimaryKeyID(context.Context) (string, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.ring.Primary, nil
+}
+
+// Ring is a copy of the keyring in use.
+func (p *Provider) Ring() *Keyring {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.ring.Clone()
+}
+
+// Use adopts ring, which must be a successor of the one in use (Successor).
+func (p *Provider) Use(ring *Keyring) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := Successor(p.ring, ring); err != nil {
+		return err
+	}
+	p.ring = ring
+	return nil
 }

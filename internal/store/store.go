@@ -157,7 +157,7 @@ func (s *Secret) Open(ctx context.Context, v *v1alpha1.SecretVersion) (Value, er
 	b := objects.Binding(s.owner, v)
 	plain, err := envelope.Open(ctx, s.st.Keys, b, sealed)
 	if err != nil {
-		return Value{}, decryptionFailure(v.Spec.VersionID)
+		return Value{}, openFailure(v.Spec.VersionID, err)
 	}
 	return Value{Bytes: plain, Binary: b.Binary}, nil
 }
