@@ -87,6 +87,8 @@ func TestTamperedVersionFailsClosed(t *testing.T) {
 			v := versions(t, ns)[0]
 
 			replaceVersion(t, &v, tt.change)
+			// A forged version left behind would hold up later key rotations' re-wrap.
+			t.Cleanup(func() { deleteAndWait(t, ns, "victim") })
 			m := waitReady(t, ns, "victim", metav1.ConditionFalse, v1alpha1.ReasonDecryptionFailed)
 
 			after, _ := secret(t, ns, "victim")
@@ -134,4 +136,19 @@ func TestVanishedVersionsAreNotReplacedByANewValue(t *testing.T) {
 	if got := getMsec(t, ns, "kept"); got.Status.CurrentVersionID != m.Status.CurrentVersionID || readyOf(got).Reason != v1alpha1.ReasonVersionsMissing {
 		t.Fatalf("status lost the missing version: %+v", got.Status)
 	}
+}
+
+// deleteAndWait deletes a ManagedSecret and waits until its versions are gone.
+func deleteAndWait(t *testing.T, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := k8s.Delete(ctx, &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, name+"'s versions deleted", func() error {
+		if n := len(versions(t, ns)); n > 0 {
+			return fmt.Errorf("%d versions left", n)
+		}
+		return nil
+	})
 }

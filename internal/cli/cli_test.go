@@ -218,7 +218,7 @@ func completions(t *testing.T, args ...string) ([]string, string) {
 
 func TestCompletionOfCommandsAndFlagsWithoutACluster(t *testing.T) {
 	got, directive := completions(t, "")
-	if len(got) != 12 || !strings.HasPrefix(got[0], "put\t") || !strings.HasPrefix(got[9], "restore\t") || directive != ":4" {
+	if len(got) != 14 || !strings.HasPrefix(got[0], "put\t") || !strings.HasPrefix(got[9], "restore\t") || !strings.HasPrefix(got[11], "endpoint\t") || directive != ":4" {
 		t.Errorf("commands: %q %s", got, directive)
 	}
 	if got, _ := completions(t, "u"); len(got) != 1 || !strings.HasPrefix(got[0], "update-stage\t") {
