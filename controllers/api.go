@@ -63,7 +63,7 @@ type apiRunnable struct {
 	certs   *awsapi.Certs
 }
 
-// NeedLeaderElection: every replica serves the API.
+// NeedLeaderElection is false: every replica serves the API.
 func (a *apiRunnable) NeedLeaderElection() bool { return false }
 
 // Start loads the serving certificate (retrying until it can), serves until ctx ends and

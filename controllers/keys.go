@@ -92,7 +92,7 @@ type KeyCustodian struct {
 	Now             func() time.Time
 }
 
-// NeedLeaderElection: only the leader re-wraps and rotates.
+// NeedLeaderElection is true: only the leader re-wraps and rotates.
 func (k *KeyCustodian) NeedLeaderElection() bool { return true }
 
 // Start runs a pass at once and then every Interval.

@@ -6,7 +6,31 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope/providertest"
 )
+
+// TestProviderContract runs the contract every key provider meets; rotation adds a primary key to
+// the ring.
+func TestProviderContract(t *testing.T) {
+	providertest.Run(t, func(t *testing.T) (envelope.KeyProvider, func() string) {
+		ring, err := New(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := NewProvider(ring, nil)
+		return p, func() string {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			id, err := ring.AddPrimary(time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}
+	})
+}
 
 func TestKeyIDsAreNeverReused(t *testing.T) {
 	k, err := New(time.Now())
