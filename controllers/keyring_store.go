@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -98,7 +99,7 @@ func (k KeyringStore) LoadOrCreate(ctx context.Context) (*keyring.Keyring, error
 
 // Write stores ring: over the stored keyring only when ring is its successor (keyring.Successor),
 // so a keyring someone replaced is never overwritten; recreated when the Secret is missing.
-func (k KeyringStore) Write(ctx context.Context, ring *keyring.Keyring) error {
+func (k KeyringStore) Write(ctx context.Context, ring *keyring.Keyring, annotations map[string]string) error {
 	data, err := ring.Marshal()
 	if err != nil {
 		return err
@@ -112,6 +113,7 @@ func (k KeyringStore) Write(ctx context.Context, ring *keyring.Keyring) error {
 				Labels:      map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
 				Annotations: map[string]string{"kube-secrets-manager.io/description": keyringDescription}},
 			Immutable: &immutable, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{keyring.DataKey: data}}
+		maps.Copy(sec.Annotations, annotations)
 		return k.Client.Create(ctx, sec, client.FieldOwner(FieldManager))
 	}
 	if err != nil {
@@ -125,7 +127,24 @@ func (k KeyringStore) Write(ctx context.Context, ring *keyring.Keyring) error {
 		return err
 	}
 	sec.Data = map[string][]byte{keyring.DataKey: data}
+	if sec.Annotations == nil {
+		sec.Annotations = map[string]string{}
+	}
+	maps.Copy(sec.Annotations, annotations)
 	return k.Client.Update(ctx, sec, client.FieldOwner(FieldManager))
+}
+
+// AnnotationRotatedFor records, on the keyring Secret, the rotation request a key was added for:
+// written with the key itself, so a crash right after never adds a second key for one request.
+const AnnotationRotatedFor = "kube-secrets-manager.io/rotated-for-request"
+
+// RotatedFor is the request the newest key was added for.
+func (k KeyringStore) RotatedFor(ctx context.Context) (string, error) {
+	sec := &corev1.Secret{}
+	if err := k.Client.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: k.Name}, sec); err != nil {
+		return "", err
+	}
+	return sec.Annotations[AnnotationRotatedFor], nil
 }
 
 const keyringDescription = "Key-encryption keys of kube-secrets-manager. Losing this Secret makes every stored version unreadable: back it up."

@@ -289,7 +289,7 @@ func (k *KeyCustodian) checkKeyring(ctx context.Context, cm *corev1.ConfigMap) s
 	inUse := k.Local.Ring()
 	switch {
 	case apierrors.IsNotFound(err):
-		if err := k.Ring.Write(ctx, inUse); err != nil {
+		if err := k.Ring.Write(ctx, inUse, nil); err != nil {
 			return "the keyring Secret is missing and writing it back failed: " + apiErrorSummary(err)
 		}
 		k.Recorder.Eventf(cm, nil, corev1.EventTypeWarning, reasonRingRestored, keyEventActionKeys,
@@ -323,12 +323,18 @@ func (k *KeyCustodian) rotateIfRequested(ctx context.Context, cm *corev1.ConfigM
 	if cm.Data["keyringReplaced"] == "true" {
 		return "the key rotation waits until the keyring Secret is restored"
 	}
+	if done, err := k.Ring.RotatedFor(ctx); err != nil {
+		return "reading the keyring failed: " + apiErrorSummary(err)
+	} else if done == req {
+		cm.Data[KeyStatusHandled] = req
+		return ""
+	}
 	ring := k.Local.Ring()
 	id, err := ring.AddPrimary(k.now())
 	if err != nil {
 		return "adding a key failed"
 	}
-	if err := k.Ring.Write(ctx, ring); err != nil {
+	if err := k.Ring.Write(ctx, ring, map[string]string{AnnotationRotatedFor: req}); err != nil {
 		return "writing the rotated keyring failed: " + apiErrorSummary(err)
 	}
 	if err := k.Local.Use(ring); err != nil {
@@ -368,7 +374,7 @@ func (k *KeyCustodian) retireIfRequested(ctx context.Context, cm *corev1.ConfigM
 		done = append(done, id)
 	}
 	if len(done) > 0 {
-		if err := k.Ring.Write(ctx, ring); err != nil {
+		if err := k.Ring.Write(ctx, ring, nil); err != nil {
 			return "writing the keyring failed: " + apiErrorSummary(err)
 		}
 		if err := k.Local.Use(ring); err != nil {

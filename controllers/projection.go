@@ -72,6 +72,10 @@ func (r *ManagedSecretReconciler) readTarget(ctx context.Context, s *scope, desi
 		return nil, false, transient(v1alpha1.ReasonProjectionFailed, "reading the target Secret failed", err)
 	case meta == nil:
 		return nil, false, nil
+	case !isControlledBy(meta, s.msec) && adoptableByRestore(meta, s.msec):
+		if err := r.adopt(ctx, meta, s.msec); err != nil {
+			return nil, false, transient(v1alpha1.ReasonProjectionFailed, "adopting the restored projected Secret failed", err)
+		}
 	case !isControlledBy(meta, s.msec):
 		return nil, false, conflict()
 	case meta.Annotations[objects.AnnotationProjection] == desired.Annotations[objects.AnnotationProjection] && r.verified.ok(meta.UID, meta.ResourceVersion):

@@ -2,11 +2,13 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -21,7 +23,9 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awsapi"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/kmsv2"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
@@ -52,6 +56,9 @@ type Options struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// SkipNameValidation lets one process run several managers (tests of replicas).
 	SkipNameValidation bool
+	// KeyProvider is "local" (the keyring Secret, default) or "kmsv2" (a KMS v2 plugin at KMS).
+	KeyProvider string
+	KMS         KMSOptions
 	// KeyCheckInterval is how often the leader checks the keys and re-wraps (default 1 min).
 	KeyCheckInterval time.Duration
 	// API configures the AWS-compatible API (off when Addr is empty).
@@ -77,6 +84,16 @@ type APIOptions struct {
 	WallClock func() time.Time
 }
 
+// KMSOptions configure the kmsv2 key provider.
+type KMSOptions struct {
+	// Socket is the plugin's endpoint (unix:///path or a path).
+	Socket   string
+	Timeout  time.Duration
+	CacheTTL time.Duration
+	// CacheSize bounds the unwrapped data keys kept (negative: none).
+	CacheSize int
+}
+
 // KeyStatusConfigMap reports where the keys stand and takes rotation and retirement requests.
 const KeyStatusConfigMap = "kube-secrets-manager-keys"
 
@@ -85,7 +102,7 @@ func DefaultOptions() Options {
 	return Options{
 		MetricsAddr: ":8080", ProbeAddr: ":8081", Namespace: "kube-secrets-manager",
 		KeyringSecret: "kube-secrets-manager-keyring", ValueLimit: value.DefaultLimit,
-		ClusterName: "local", Workers: 8, RotationImage: "kube-secrets-manager:latest",
+		ClusterName: "local", Workers: 8, RotationImage: "kube-secrets-manager:latest", KeyProvider: KeyProviderLocal,
 	}
 }
 
@@ -116,14 +133,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		return nil, err
 	}
 	ringStore := KeyringStore{Client: direct, Namespace: o.Namespace, Name: o.KeyringSecret, VersionNamespaces: o.WatchNamespaces}
-	loadCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	ring, err := ringStore.LoadOrCreate(loadCtx)
-	cancel()
+	keys, local, err := keyProvider(ctx, o, ringStore)
 	if err != nil {
-		return nil, fmt.Errorf("loading the keyring from Secret %s/%s: %w", o.Namespace, o.KeyringSecret, err)
+		return nil, err
 	}
-
-	local := keyring.NewProvider(ring, ringStore.Load)
 	mgr, err := ctrl.NewManager(cfg, managerOptions(scheme, o))
 	if err != nil {
 		return nil, err
@@ -132,7 +145,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Client:           mgr.GetClient(),
 		APIReader:        mgr.GetAPIReader(),
 		Recorder:         mgr.GetEventRecorder("kube-secrets-manager"),
-		Keys:             local,
+		Keys:             keys,
 		ValueLimit:       o.ValueLimit,
 		ClusterName:      o.ClusterName,
 		KeyringNamespace: o.Namespace,
@@ -164,8 +177,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		interval = time.Minute
 	}
 	if err := mgr.Add(&KeyCustodian{Cache: mgr.GetClient(), Direct: direct, Keys: r.Keys,
-		Store: &store.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: r.Keys, Limit: o.ValueLimit, ARN: r.arn}, Ring: &ringStore, Local: local,
-		Certs: certs, Recorder: r.Recorder, Namespace: o.Namespace, Name: KeyStatusConfigMap, Provider: "local", Interval: interval, Now: o.Clock}); err != nil {
+		Store: &store.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: r.Keys, Limit: o.ValueLimit, ARN: r.arn}, Ring: ringOf(local, ringStore), Local: local,
+		Certs: certs, Recorder: r.Recorder, Namespace: o.Namespace, Name: KeyStatusConfigMap, Provider: o.KeyProvider, Interval: interval, Now: o.Clock}); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -174,7 +187,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return nil, err
 	}
-	ctrl.Log.WithName("setup").Info("manager configured", "namespace", o.Namespace, "primaryKeyId", ring.Primary)
+	ctrl.Log.WithName("setup").Info("manager configured", "namespace", o.Namespace, "keyProvider", o.KeyProvider)
 	return mgr, nil
 }
 
@@ -222,4 +235,53 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 		}
 	}
 	return opts
+}
+
+// Key providers.
+const (
+	KeyProviderLocal = "local"
+	KeyProviderKMSv2 = "kmsv2"
+)
+
+// keyProvider builds the provider the options name. With kmsv2, a keyring Secret left from the
+// local provider is read (never created) so its versions stay readable while they are re-wrapped
+// onto the KMS key; the local provider is returned only when it is the primary one.
+func keyProvider(ctx context.Context, o Options, ringStore KeyringStore) (envelope.KeyProvider, *keyring.Provider, error) {
+	loadCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	switch o.KeyProvider {
+	case KeyProviderLocal, "":
+		ring, err := ringStore.LoadOrCreate(loadCtx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("loading the keyring from Secret %s/%s: %w", o.Namespace, o.KeyringSecret, err)
+		}
+		local := keyring.NewProvider(ring, ringStore.Load)
+		return local, local, nil
+	case KeyProviderKMSv2:
+		if o.KMS.Socket == "" {
+			return nil, nil, errors.New("--kms-socket is required with --key-provider=kmsv2")
+		}
+		kms, err := kmsv2.New(o.KMS.Socket, kmsv2.Options{Timeout: o.KMS.Timeout, CacheTTL: o.KMS.CacheTTL, CacheSize: o.KMS.CacheSize})
+		if err != nil {
+			return nil, nil, err
+		}
+		m := envelope.Migrating{New: kms, NewOwns: func(id string) bool { _, ok := kmsv2.PluginKeyID(id); return ok }}
+		ring, err := ringStore.Load(loadCtx)
+		switch {
+		case err == nil:
+			m.Old = keyring.NewProvider(ring, ringStore.Load)
+		case !apierrors.IsNotFound(err):
+			return nil, nil, fmt.Errorf("reading the keyring Secret %s/%s left by the local provider: %w", o.Namespace, o.KeyringSecret, err)
+		}
+		return m, nil, nil
+	}
+	return nil, nil, fmt.Errorf("--key-provider must be %s or %s, not %q", KeyProviderLocal, KeyProviderKMSv2, o.KeyProvider)
+}
+
+// ringOf is the keyring Secret the custodian looks after: only the local provider's.
+func ringOf(local *keyring.Provider, s KeyringStore) *KeyringStore {
+	if local == nil {
+		return nil
+	}
+	return &s
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/summary"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
 )
 
@@ -32,6 +33,21 @@ func (r *ManagedSecretReconciler) loadVersions(ctx context.Context, s *scope) *r
 	sec, err := r.store.Load(ctx, s.msec)
 	if err != nil {
 		return transient(reasonVersionsUnreadable, "listing versions failed", err)
+	}
+	if sec.Empty() && restored(s.msec) {
+		adopted, err := r.adoptRestoredVersions(ctx, s.msec)
+		if err != nil {
+			return transient(reasonVersionsUnreadable, "adopting restored versions failed", err)
+		}
+		if sec, err = r.store.LoadFresh(ctx, s.msec); err != nil {
+			return transient(reasonVersionsUnreadable, "listing versions failed", err)
+		}
+		if sec.Empty() {
+			s.sec = sec
+			return s.waitFor(v1alpha1.ReasonVersionsMissing, fmt.Sprintf("this ManagedSecret was restored (its secret id %s is not its UID) and none of its versions is here: restore its SecretVersions and they are adopted, or remove the annotation %s to start with a new value",
+				objects.SecretID(s.msec), v1alpha1.AnnotationSecretID))
+		}
+		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, "VersionsAdopted", "Restore", "adopted %d versions restored from a backup", adopted)
 	}
 	if sec.Empty() && s.before.CurrentVersionID != "" {
 		if sec, err = r.store.LoadFresh(ctx, s.msec); err != nil {
@@ -88,7 +104,8 @@ func (r *ManagedSecretReconciler) ensureFirstVersion(ctx context.Context, s *sco
 	created, err := s.sec.CreateFirst(ctx, store.Value{Bytes: plaintext})
 	switch {
 	case awserr.Is(err, awserr.EncryptionFailure):
-		return transient(v1alpha1.ReasonEncryptionFailed, "encrypting the value failed", errors.New("the key provider is not available"))
+		msg := "encrypting the value failed: " + envelope.ErrUnavailable.Error() + "; nothing was written, and it is retried"
+		return &result{outcome: summary.Outcome{Reason: v1alpha1.ReasonEncryptionFailed, Message: msg}, err: errors.New(msg)}
 	case awserr.CodeOf(err) != "":
 		return failed(v1alpha1.ReasonEncryptionFailed, err.Error())
 	case err != nil:

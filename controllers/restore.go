@@ -1,0 +1,67 @@
+package controllers
+
+import (
+	"context"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
+)
+
+// A restore from a backup (README, "Keys": backup and restore) brings back a ManagedSecret under a
+// new UID, with its stable id (the annotation kube-secrets-manager.io/secret-id, the UID it was
+// created with) and its versions, labelled and owned for that old UID. Versions bound with binding
+// v2 name the stable id, not the UID, so they open; the operator adopts what a restore brought
+// back for this secret: same namespace and name, labelled for its stable id, and owned by that old
+// UID or by nothing (a restore that strips owner references). Nothing else is ever adopted.
+
+// restored reports whether the ManagedSecret came back from a backup.
+func restored(msec *v1alpha1.ManagedSecret) bool {
+	return objects.SecretID(msec) != string(msec.UID)
+}
+
+// adoptableByRestore reports whether an object a restore brought back belongs to msec.
+func adoptableByRestore(obj metav1.Object, msec *v1alpha1.ManagedSecret) bool {
+	id := objects.SecretID(msec)
+	if !restored(msec) || obj.GetNamespace() != msec.Namespace || obj.GetLabels()[v1alpha1.LabelManagedSecretUID] != id {
+		return false
+	}
+	c := metav1.GetControllerOfNoCopy(obj)
+	return c == nil || string(c.UID) == id
+}
+
+// adopt relabels and re-owns an object for msec, under its resourceVersion.
+func (r *ManagedSecretReconciler) adopt(ctx context.Context, obj client.Object, msec *v1alpha1.ManagedSecret) error {
+	orig, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return nil
+	}
+	labels := obj.GetLabels()
+	labels[v1alpha1.LabelManagedSecretUID] = string(msec.UID)
+	obj.SetLabels(labels)
+	obj.SetOwnerReferences([]metav1.OwnerReference{objects.OwnerRef(msec)})
+	return r.Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+}
+
+// adoptRestoredVersions adopts the versions a restore brought back; it returns how many.
+func (r *ManagedSecretReconciler) adoptRestoredVersions(ctx context.Context, msec *v1alpha1.ManagedSecret) (int, error) {
+	list := &v1alpha1.SecretVersionList{}
+	if err := r.APIReader.List(ctx, list, client.InNamespace(msec.Namespace),
+		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: objects.SecretID(msec)}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range list.Items {
+		v := &list.Items[i]
+		if v.Spec.ManagedSecretName != msec.Name || !adoptableByRestore(v, msec) {
+			continue
+		}
+		if err := r.adopt(ctx, v, msec); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
