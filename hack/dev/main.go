@@ -3,7 +3,8 @@
 // CRDs installed, the operator binary running against it, and config/samples applied. It prints a
 // kubeconfig and commands to try, runs until Ctrl-C, then stops everything and removes its files.
 //
-// With -smoke it exits 0 as soon as every sample ManagedSecret is Ready (used by CI).
+// With -smoke it exits 0 as soon as every sample ManagedSecret is Ready and the AWS API answers
+// (used by CI); with -kms the keys are kept in the in-repo KMS v2 plugin.
 package main
 
 import (
@@ -33,6 +34,7 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/controllers"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/kmsplugin"
 )
 
 func main() {
@@ -41,14 +43,15 @@ func main() {
 	crds := flag.String("crds", "config/crd/bases", "folder of CRDs to install")
 	smoke := flag.Bool("smoke", false, "exit once every sample ManagedSecret is Ready and the AWS API answers")
 	bundle := flag.String("bundle", "dist/install.yaml", "install bundle whose secretsmanager-* ClusterRoles the API's callers are bound to")
+	kms := flag.Bool("kms", false, "keep the key-encryption keys in the in-repo KMS v2 plugin (--key-provider=kmsv2) instead of the keyring Secret")
 	flag.Parse()
-	if err := run(*manager, *samples, *crds, *bundle, *smoke); err != nil {
+	if err := run(*manager, *samples, *crds, *bundle, *smoke, *kms); err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
 }
 
-func run(managerBin, samplesDir, crdDir, bundle string, smoke bool) error {
+func run(managerBin, samplesDir, crdDir, bundle string, smoke, kms bool) error {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return errors.New("KUBEBUILDER_ASSETS is not set; run 'make dev', which builds kube-apiserver and etcd first")
 	}
@@ -105,9 +108,22 @@ func run(managerBin, samplesDir, crdDir, bundle string, smoke bool) error {
 		return err
 	}
 	_, apiPort, _ := strings.Cut(apiAddr, ":")
+	args := []string{"--kubeconfig", kubeconfig, "--namespace", "kube-secrets-manager",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", probe, "--api-bind-address", apiAddr, "--cluster-name", "local"}
+	kmsNote := ""
+	if kms {
+		socket, keysFile := filepath.Join(tmp, "kms.sock"), filepath.Join(tmp, "kms-keys.json")
+		stopPlugin, err := kmsplugin.Start(ctx, socket, keysFile)
+		if err != nil {
+			return fmt.Errorf("starting the KMS v2 plugin: %w", err)
+		}
+		defer stopPlugin()
+		say("KMS v2 plugin serving on %s (keys in %s)", socket, keysFile)
+		args = append(args, "--key-provider", "kmsv2", "--kms-socket", "unix://"+socket)
+		kmsNote = fmt.Sprintf("\nThe keys are in the KMS v2 plugin (%s). Rotate them with:\n  go run ./hack/kms-plugin --keys-file %s --add-key\n", socket, keysFile)
+	}
 	say("starting the operator (%s)", managerBin)
-	cmd := exec.Command(managerBin, "--kubeconfig", kubeconfig, "--namespace", "kube-secrets-manager",
-		"--metrics-bind-address", "0", "--health-probe-bind-address", probe, "--api-bind-address", apiAddr, "--cluster-name", "local")
+	cmd := exec.Command(managerBin, args...)
 	cmd.Stdout, cmd.Stderr = prefixed("operator | "), prefixed("operator | ")
 	if err := cmd.Start(); err != nil {
 		return err
@@ -156,10 +172,10 @@ The AWS Secrets Manager API, as default/dev-cli (secretsmanager-admin):
 %s
   aws secretsmanager list-secrets
   aws secretsmanager get-secret-value --secret-id orders-db
-
+%s
 Press Ctrl-C to stop; everything started here is stopped and %s is removed.
 
-`, kubeconfig, api.env(), tmp)
+`, kubeconfig, api.env(), kmsNote, tmp)
 
 	readyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -172,6 +188,18 @@ Press Ctrl-C to stop; everything started here is stopped and %s is removed.
 		return err
 	}
 	say("the AWS API answered GetSecretValue for default/orders-db (version %s)", version)
+	if kms {
+		versions := &v1alpha1.SecretVersionList{}
+		if err := c.List(readyCtx, versions); err != nil {
+			return err
+		}
+		for _, v := range versions.Items {
+			if !strings.HasPrefix(v.Spec.Payload.KeyID, "kmsv2:") {
+				return fmt.Errorf("version %s/%s is wrapped with %s, not the KMS", v.Namespace, v.Name, v.Spec.Payload.KeyID)
+			}
+		}
+		say("every version's data key is wrapped by the KMS v2 plugin")
+	}
 	if smoke {
 		return nil
 	}
