@@ -175,7 +175,8 @@ short-lived request Secret the operator answers, never through a custom resource
 
 	root.AddCommand(a.putCommand(), a.getCommand(), a.describeCommand(), a.versionsCommand(),
 		a.updateStageCommand(), a.rollbackCommand(), a.rotateCommand(), a.cancelRotationCommand(),
-		a.deleteCommand(), a.restoreCommand(), a.createAccessKeyCommand(), a.endpointCommand(), a.completionCommand())
+		a.deleteCommand(), a.restoreCommand(), a.createAccessKeyCommand(), a.endpointCommand(),
+		a.keysCommand(), a.rotateKeyCommand(), a.retireKeyCommand(), a.completionCommand())
 	root.SetHelpCommand(a.helpCommand(root))
 	a.registerFlagCompletions(root)
 	return root
@@ -225,8 +226,8 @@ var exitCodeTypes = []struct {
 	types []string
 	what  string
 }{
-	{[]string{awserr.ResourceNotFound}, "no such ManagedSecret, version or staging label"},
-	{[]string{awserr.InvalidRequest}, "not possible in the secret's state (marked for deletion, no rotation\nconfigured, ...)"},
+	{[]string{awserr.ResourceNotFound}, "no such ManagedSecret, version or staging label; no key status\n(the operator has not started in --operator-namespace)"},
+	{[]string{awserr.InvalidRequest}, "not possible in the secret's state (marked for deletion, no rotation\nconfigured, ...); a key the operator refuses to retire"},
 	{[]string{awserr.InvalidParameter}, "a parameter the operator refused"},
 	{[]string{awserr.ResourceExists}, "a client request token already used with another value"},
 	{[]string{awserr.LimitExceeded}, "too many versions or staging labels"},

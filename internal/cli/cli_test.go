@@ -103,6 +103,26 @@ func TestBadArgumentsAreRefusedBeforeTheClusterIsContacted(t *testing.T) {
 		{"", []string{"get", "db", "--timeout", "0s"}, "--timeout must be more than 0"},
 		{"", []string{"completion"}, "completion takes one shell"},
 		{"", []string{"completion", "tcsh"}, `unknown shell "tcsh"`},
+		// Key custody and the API's endpoint take no name; their flags are checked first too.
+		{"", []string{"keys", "db"}, `keys takes no arguments (got "db")`},
+		{"", []string{"keys", "-o", "table"}, `unknown output format "table"`},
+		{"", []string{"keys", "--wait"}, "unknown flag: --wait"},
+		{"", []string{"keys", "--operator-namespace", "Not_A_Namespace"}, `--operator-namespace "Not_A_Namespace" is not a valid namespace name`},
+		{"", []string{"rotate-key", "now"}, "rotate-key takes no arguments"},
+		{"", []string{"rotate-key", "-o", "json"}, "unknown shorthand flag: 'o'"},
+		{"", []string{"rotate-key", "--wait=maybe"}, `invalid argument "maybe"`},
+		{"", []string{"rotate-key", "--operator-namespace", ""}, `--operator-namespace "" is not a valid namespace name`},
+		{"", []string{"rotate-key", "--wait", "--timeout", "0s"}, "--timeout must be more than 0"},
+		{"", []string{"retire-key"}, "retire-key takes the ids of the keys to retire"},
+		{"", []string{"retire-key", "key-1,key-2"}, `"key-1,key-2" is not a key id`},
+		{"", []string{"retire-key", "key-1", ""}, `"" is not a key id`},
+		{"", []string{"retire-key", "key-1", "--stage", "x"}, "unknown flag: --stage"},
+		{"", []string{"endpoint", "db"}, `endpoint takes no arguments (got "db")`},
+		{"", []string{"endpoint", "--audience", ""}, "--audience must be the operator's token audience"},
+		{"", []string{"endpoint", "--audience", "two words"}, "--audience must be the operator's token audience"},
+		{"", []string{"endpoint", "--port", "0"}, "--port must be 1 to 65535"},
+		{"", []string{"endpoint", "--service-account", "Not_A_Name"}, `--service-account "Not_A_Name" is not a valid ServiceAccount name`},
+		{"", []string{"endpoint", "--operator-namespace", "a.b"}, `--operator-namespace "a.b" is not a valid namespace name`},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			code, out, errOut := run(t, c.stdin, append(c.args, "--kubeconfig", kc)...)
@@ -128,7 +148,8 @@ func TestHelpForEachCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help: exit %d", code)
 	}
-	for _, cmd := range []string{"put", "get", "describe", "versions", "update-stage", "rollback", "rotate", "cancel-rotation", "delete", "restore", "completion", "help"} {
+	for _, cmd := range []string{"put", "get", "describe", "versions", "update-stage", "rollback", "rotate", "cancel-rotation", "delete", "restore",
+		"create-access-key", "endpoint", "keys", "rotate-key", "retire-key", "completion", "help"} {
 		if !regexp.MustCompile(`(?m)^  ` + cmd + ` +\S`).MatchString(out) {
 			t.Errorf("the root help does not list %s", cmd)
 		}
@@ -218,8 +239,20 @@ func completions(t *testing.T, args ...string) ([]string, string) {
 
 func TestCompletionOfCommandsAndFlagsWithoutACluster(t *testing.T) {
 	got, directive := completions(t, "")
-	if len(got) != 14 || !strings.HasPrefix(got[0], "put\t") || !strings.HasPrefix(got[9], "restore\t") || !strings.HasPrefix(got[11], "endpoint\t") || directive != ":4" {
+	if len(got) != 17 || !strings.HasPrefix(got[0], "put\t") || !strings.HasPrefix(got[9], "restore\t") || !strings.HasPrefix(got[11], "endpoint\t") ||
+		!strings.HasPrefix(got[12], "keys\t") || !strings.HasPrefix(got[13], "rotate-key\t") || !strings.HasPrefix(got[14], "retire-key\t") ||
+		!strings.HasPrefix(got[15], "completion\t") || directive != ":4" {
 		t.Errorf("commands: %q %s", got, directive)
+	}
+	if got, _ := completions(t, "ro"); len(got) != 3 || !strings.HasPrefix(got[0], "rollback\t") || !strings.HasPrefix(got[2], "rotate-key\t") {
+		t.Errorf("commands starting with ro: %q", got)
+	}
+	got, _ = completions(t, "rotate-key", "--")
+	if flags := strings.Join(got, "\n"); !strings.Contains(flags, "--wait\t") || !strings.Contains(flags, "--operator-namespace\t") || strings.Contains(flags, "--output\t") {
+		t.Errorf("rotate-key's flags: %q", got)
+	}
+	if got, _ := completions(t, "keys", "-o", ""); strings.Join(got, ",") != "json,yaml" {
+		t.Errorf("keys -o: %q", got)
 	}
 	if got, _ := completions(t, "u"); len(got) != 1 || !strings.HasPrefix(got[0], "update-stage\t") {
 		t.Errorf("commands starting with u: %q", got)

@@ -36,11 +36,16 @@ func oneName(cmd *cobra.Command, args []string) error {
 // runE adapts a command body: its errors, unless they are bad arguments, are failures of an
 // operation that ran, whose exit code follows their AWS error type.
 func (a *app) runE(fn func(cmd *cobra.Command, name string) error) func(*cobra.Command, []string) error {
+	return a.run(func(cmd *cobra.Command, args []string) error { return fn(cmd, args[0]) })
+}
+
+// run is runE for commands that take no name, or several arguments.
+func (a *app) run(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		if a.timeout <= 0 {
 			return usagef("--timeout must be more than 0")
 		}
-		err := fn(cmd, args[0])
+		err := fn(cmd, args)
 		var ue *usageError
 		if err == nil || errors.As(err, &ue) {
 			return err
@@ -49,9 +54,26 @@ func (a *app) runE(fn func(cmd *cobra.Command, name string) error) func(*cobra.C
 	}
 }
 
+// noArgs refuses positional arguments.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("%s takes no arguments (got %q)", cmd.Name(), strings.Join(args, " "))
+	}
+	return nil
+}
+
 // deadline bounds a command's work once its arguments are checked (and a value read).
 func (a *app) deadline(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), a.timeout)
+}
+
+// waitDeadline is the deadline of a command that waits for the operator's next key check (a
+// minute by default): five minutes unless --timeout was given.
+func (a *app) waitDeadline(cmd *cobra.Command, wait bool) (context.Context, context.CancelFunc) {
+	if wait && !cmd.Flags().Changed("timeout") && a.timeout < 5*time.Minute {
+		a.timeout = 5 * time.Minute
+	}
+	return a.deadline(cmd)
 }
 
 // outputFlag adds -o/--output; def describes what is printed without it.

@@ -93,6 +93,9 @@ func (a *app) registerFlagCompletions(root *cobra.Command) {
 			"stages":                  a.completeStages,
 			"client-request-token":    cobra.NoFileCompletions,
 			"recovery-window-in-days": fixed("7", "30"),
+			"operator-namespace":      a.completeNamespaces,
+			"audience":                cobra.NoFileCompletions,
+			"trust-bundle":            cobra.NoFileCompletions,
 		} {
 			if cmd.Flags().Lookup(name) != nil {
 				must(cmd.RegisterFlagCompletionFunc(name, fn))
