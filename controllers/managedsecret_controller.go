@@ -281,6 +281,9 @@ func (r *ManagedSecretReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			deletionPredicate{},
 		))).
 		Owns(&v1alpha1.SecretVersion{}).
+		// A version a restore brought back is owned by no live object (or by the old UID): it
+		// wakes the ManagedSecret of its name, which adopts it (restore.go).
+		Watches(&v1alpha1.SecretVersion{}, handler.EnqueueRequestsFromMapFunc(restoredVersionToManagedSecret), builder.WithPredicates(predicate.NewPredicateFuncs(orphanVersion))).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Owns(&batchv1.CronJob{}).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(jobToManagedSecret)).

@@ -4,7 +4,9 @@ import (
 	"context"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
@@ -45,10 +47,11 @@ func (r *ManagedSecretReconciler) adopt(ctx context.Context, obj client.Object, 
 	return r.Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }
 
-// adoptRestoredVersions adopts the versions a restore brought back; it returns how many.
-func (r *ManagedSecretReconciler) adoptRestoredVersions(ctx context.Context, msec *v1alpha1.ManagedSecret) (int, error) {
+// adoptRestoredVersions adopts the versions a restore brought back; it returns how many. reader
+// is the cache on every reconcile of a restored secret, the API server when it has no version.
+func (r *ManagedSecretReconciler) adoptRestoredVersions(ctx context.Context, reader client.Reader, msec *v1alpha1.ManagedSecret) (int, error) {
 	list := &v1alpha1.SecretVersionList{}
-	if err := r.APIReader.List(ctx, list, client.InNamespace(msec.Namespace),
+	if err := reader.List(ctx, list, client.InNamespace(msec.Namespace),
 		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: objects.SecretID(msec)}); err != nil {
 		return 0, err
 	}
@@ -64,4 +67,20 @@ func (r *ManagedSecretReconciler) adoptRestoredVersions(ctx context.Context, mse
 		n++
 	}
 	return n, nil
+}
+
+// orphanVersion passes versions whose controller is not a ManagedSecret the cache could know by
+// that owner: none at all, or labelled for another UID than its controller's.
+func orphanVersion(obj client.Object) bool {
+	c := metav1.GetControllerOfNoCopy(obj)
+	return c == nil || string(c.UID) != obj.GetLabels()[v1alpha1.LabelManagedSecretUID] || c.Name != obj.(*v1alpha1.SecretVersion).Spec.ManagedSecretName
+}
+
+// restoredVersionToManagedSecret wakes the ManagedSecret a version names.
+func restoredVersionToManagedSecret(_ context.Context, obj client.Object) []reconcile.Request {
+	v, ok := obj.(*v1alpha1.SecretVersion)
+	if !ok || v.Spec.ManagedSecretName == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Spec.ManagedSecretName}}}
 }

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
@@ -34,20 +35,30 @@ func (r *ManagedSecretReconciler) loadVersions(ctx context.Context, s *scope) *r
 	if err != nil {
 		return transient(reasonVersionsUnreadable, "listing versions failed", err)
 	}
-	if sec.Empty() && restored(s.msec) {
-		adopted, err := r.adoptRestoredVersions(ctx, s.msec)
+	if restored(s.msec) {
+		// Every reconcile of a restored secret looks (in the cache) for versions still to adopt:
+		// a restore may bring them back one by one; with none at all, the API server is asked.
+		reader := client.Reader(r.Client)
+		if sec.Empty() {
+			reader = r.APIReader
+		}
+		adopted, err := r.adoptRestoredVersions(ctx, reader, s.msec)
 		if err != nil {
 			return transient(reasonVersionsUnreadable, "adopting restored versions failed", err)
 		}
-		if sec, err = r.store.LoadFresh(ctx, s.msec); err != nil {
-			return transient(reasonVersionsUnreadable, "listing versions failed", err)
+		if adopted > 0 || sec.Empty() {
+			if sec, err = r.store.LoadFresh(ctx, s.msec); err != nil {
+				return transient(reasonVersionsUnreadable, "listing versions failed", err)
+			}
+		}
+		if adopted > 0 {
+			r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, "VersionsAdopted", "Restore", "adopted %d versions restored from a backup", adopted)
 		}
 		if sec.Empty() {
 			s.sec = sec
 			return s.waitFor(v1alpha1.ReasonVersionsMissing, fmt.Sprintf("this ManagedSecret was restored (its secret id %s is not its UID) and none of its versions is here: restore its SecretVersions and they are adopted, or remove the annotation %s to start with a new value",
 				objects.SecretID(s.msec), v1alpha1.AnnotationSecretID))
 		}
-		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, "VersionsAdopted", "Restore", "adopted %d versions restored from a backup", adopted)
 	}
 	if sec.Empty() && s.before.CurrentVersionID != "" {
 		if sec, err = r.store.LoadFresh(ctx, s.msec); err != nil {
@@ -101,7 +112,7 @@ func (r *ManagedSecretReconciler) ensureFirstVersion(ctx context.Context, s *sco
 		}
 		return failed(v1alpha1.ReasonValueTooLarge, err.Error()+"; no version was written")
 	}
-	created, err := s.sec.CreateFirst(ctx, store.Value{Bytes: plaintext})
+	_, err := s.sec.CreateFirst(ctx, store.Value{Bytes: plaintext})
 	switch {
 	case awserr.Is(err, awserr.EncryptionFailure):
 		msg := "encrypting the value failed: " + envelope.ErrUnavailable.Error() + "; nothing was written, and it is retried"
@@ -111,10 +122,8 @@ func (r *ManagedSecretReconciler) ensureFirstVersion(ctx context.Context, s *sco
 	case err != nil:
 		return transient(v1alpha1.ReasonEncryptionFailed, "creating the first version failed", err)
 	}
-	if created {
-		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonVersionCreated, "CreateVersion",
-			"created version %s with stage AWSCURRENT", s.msec.UID)
-	}
+	// The first version is in the status (Ready, versions, lastChangedTime); no Event, so a new
+	// secret costs four writes: the finalizer, the version, the projected Secret and the status.
 	return nil
 }
 
