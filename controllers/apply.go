@@ -129,17 +129,6 @@ func (r *ManagedSecretReconciler) upgradeToApply(ctx context.Context, obj client
 	return r.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
 }
 
-// needsApplyUpgrade reports whether an object still has fields owned by the operator's create
-// (Update) rather than its server-side apply.
-func needsApplyUpgrade(obj metav1.Object) bool {
-	for _, f := range obj.GetManagedFields() {
-		if f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationUpdate && f.Subresource == "" {
-			return true
-		}
-	}
-	return false
-}
-
 // invalidCauses lists the fields an Invalid error names, without the values it may quote.
 func invalidCauses(err error) string {
 	var fields []string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"k8s.io/client-go/util/retry"
 	"strings"
 	"testing"
 
@@ -122,13 +123,16 @@ func TestMarkedSecretRefusesSpecEdits(t *testing.T) {
 	}
 	editor := tenantClient(t, ns, "editor", rule(ksmGroup, "managedsecrets", "get", "update", "patch"))
 	edit := func(description string) error {
-		m := &v1alpha1.ManagedSecret{}
-		if err := editor.Get(ctx, client.ObjectKey{Namespace: ns, Name: "doomed"}, m); err != nil {
-			return err
-		}
-		m.Spec.Description = description
-		m.Spec.Tags = append(m.Spec.Tags, v1alpha1.Tag{Key: "edited", Value: "yes"})
-		return editor.Update(ctx, m)
+		// The operator writes the object too; a conflict is retried, it is not what is tested.
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			m := &v1alpha1.ManagedSecret{}
+			if err := editor.Get(ctx, client.ObjectKey{Namespace: ns, Name: "doomed"}, m); err != nil {
+				return err
+			}
+			m.Spec.Description = description
+			m.Spec.Tags = append(m.Spec.Tags, v1alpha1.Tag{Key: "edited", Value: "yes"})
+			return editor.Update(ctx, m)
+		})
 	}
 	err := edit("changed while marked")
 	if err == nil || !strings.Contains(err.Error(), "marked for deletion") {

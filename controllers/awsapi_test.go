@@ -284,6 +284,22 @@ func TestAPIValueLifecycleWithWebIdentity(t *testing.T) {
 		return nil
 	})
 
+	// The first change took the projected Secret into server-side apply, with an Event.
+	eventually(t, "the projected Secret server-side applied, with an Event", func() error {
+		sec := &corev1.Secret{}
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: found.Name}, sec); err != nil {
+			return err
+		}
+		if !hasFieldManager(sec.ManagedFields, FieldManager, metav1.ManagedFieldsOperationApply) {
+			return fmt.Errorf("managed fields %+v", sec.ManagedFields)
+		}
+		for _, e := range eventsFor(t, ns) {
+			if e.Reason == v1alpha1.ReasonSecretProjected {
+				return nil
+			}
+		}
+		return errors.New("no SecretProjected Event")
+	})
 	d := must(sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)}))(t)
 	if aws.ToString(d.Description) != "the database" || len(d.VersionIdsToStages) != 3 || len(d.Tags) != 1 || d.CreatedDate == nil || d.LastChangedDate == nil || d.DeletedDate != nil {
 		t.Fatalf("DescribeSecret: %+v", d)

@@ -38,7 +38,7 @@ func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope) *result
 	}
 	if existing != nil && existing.Type == desired.Type &&
 		existing.Annotations[objects.AnnotationProjection] == desired.Annotations[objects.AnnotationProjection] &&
-		dataEqual(existing.Data, data) && !needsApplyUpgrade(existing) {
+		dataEqual(existing.Data, data) {
 		r.verified.set(existing.UID, existing.ResourceVersion)
 		return nil
 	}
@@ -51,8 +51,10 @@ func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope) *result
 	if res := r.writeProjection(ctx, s, existing, desired); res != nil {
 		return res
 	}
-	if existing != nil && existing.Annotations[objects.AnnotationVersionID] == s.currentID && dataEqual(existing.Data, data) {
-		return nil // only the shape changed (labels, annotations): no Event for the same version
+	if existing == nil || existing.Annotations[objects.AnnotationVersionID] == s.currentID && dataEqual(existing.Data, data) {
+		// A new secret's first projection is in its status (Ready); a shape change (labels,
+		// annotations) of the same version is not news. Events are for changes of value.
+		return nil
 	}
 	r.Recorder.Eventf(msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonSecretProjected, "Project",
 		"projected version %s into Secret %s", s.currentID, desired.Name)
@@ -124,9 +126,8 @@ func (r *ManagedSecretReconciler) writeProjection(ctx context.Context, s *scope,
 		case err != nil:
 			return transient(v1alpha1.ReasonProjectionFailed, "creating the projected Secret failed", err)
 		}
-		if err := r.upgradeToApply(ctx, created); err != nil {
-			return transient(v1alpha1.ReasonProjectionFailed, "taking server-side apply ownership of the projected Secret failed", err)
-		}
+		// Server-side apply ownership is taken with the first change (upgradeToApply below): one
+		// write for a new secret's projection, not two.
 		r.verified.set(created.UID, created.ResourceVersion)
 		return nil
 	}

@@ -219,6 +219,8 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 				&corev1.Secret{}:   {Label: labels.NewSelector().Add(*owned), Transform: objects.TrimForCache},
 				&batchv1.Job{}:     {Label: labels.NewSelector().Add(*owned), Transform: objects.TrimForCache},
 				&batchv1.CronJob{}: {Label: labels.NewSelector().Add(*owned), Transform: objects.TrimForCache},
+				// Versions are cached without their payloads (read with a GET when opened).
+				&v1alpha1.SecretVersion{}: {Transform: objects.TrimForCache},
 			},
 			DefaultTransform:            cache.TransformStripManagedFields(),
 			ReaderFailOnMissingInformer: true,

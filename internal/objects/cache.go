@@ -57,12 +57,25 @@ func TrimForCache(in any) (any, error) {
 			active = active[:maxCachedActive]
 		}
 		o.Status = batchv1.CronJobStatus{Active: active}
+	case *v1alpha1.SecretVersion:
+		// The payload is read with a GET when a version is opened (PayloadCached): the cache holds
+		// what decides things (ids, labels, key id, binding), not every value ever written.
+		o.ManagedFields = nil
+		if p := o.Spec.Payload; p != nil {
+			p.WrappedKey, p.Nonce, p.Ciphertext = "", "", ""
+		}
 	default:
 		if m, ok := in.(metav1.Object); ok {
 			m.SetManagedFields(nil)
 		}
 	}
 	return in, nil
+}
+
+// PayloadCached reports whether a version carries its payload (false for a cached version, whose
+// payload TrimForCache dropped).
+func PayloadCached(v *v1alpha1.SecretVersion) bool {
+	return v.Spec.Payload != nil && v.Spec.Payload.Ciphertext != ""
 }
 
 func trimMeta(m *metav1.ObjectMeta) {

@@ -27,6 +27,13 @@ func NeedsRewrap(v *v1alpha1.SecretVersion, primary string) bool {
 // v2. The value is opened (and authenticated) on the way, so a tampered version is refused, not
 // re-wrapped.
 func (st *Store) Rewrap(ctx context.Context, owner *v1alpha1.ManagedSecret, v *v1alpha1.SecretVersion, keyRef string) error {
+	if !objects.PayloadCached(v) && v.Spec.Payload != nil {
+		full, err := st.fullVersion(ctx, v)
+		if err != nil {
+			return err
+		}
+		v = full
+	}
 	sealed, ok := objects.Sealed(v)
 	if !ok || v.Spec.ManagedSecretName != owner.Name || !objects.IsControlledBy(v, owner) {
 		return decryptionFailure(v.Spec.VersionID)

@@ -150,6 +150,13 @@ func (s *Secret) Current() (*v1alpha1.SecretVersion, error) {
 // Open decrypts a version. A version that fails authentication returns AWS's DecryptionFailure,
 // whatever the cause.
 func (s *Secret) Open(ctx context.Context, v *v1alpha1.SecretVersion) (Value, error) {
+	if v != nil && !objects.PayloadCached(v) && v.Spec.Payload != nil {
+		full, err := s.st.fullVersion(ctx, v)
+		if err != nil {
+			return Value{}, err
+		}
+		v = full
+	}
 	sealed, ok := objects.Sealed(v)
 	if !ok || v.Spec.ManagedSecretName != s.owner.Name {
 		return Value{}, decryptionFailure(v.Spec.VersionID)
@@ -503,4 +510,20 @@ func (e *EncryptionError) Error() string {
 // Unwrap exposes the AWS error type.
 func (e *EncryptionError) Unwrap() error {
 	return awserr.New(awserr.EncryptionFailure, "Secrets Manager can't encrypt the value: the key provider is not available")
+}
+
+// fullVersion reads a version with its payload (the cache keeps versions without it), checking it
+// is still the same object.
+func (st *Store) fullVersion(ctx context.Context, v *v1alpha1.SecretVersion) (*v1alpha1.SecretVersion, error) {
+	full := &v1alpha1.SecretVersion{}
+	if err := st.APIReader.Get(ctx, client.ObjectKeyFromObject(v), full); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, decryptionFailure(v.Spec.VersionID)
+		}
+		return nil, err
+	}
+	if full.UID != v.UID {
+		return nil, decryptionFailure(v.Spec.VersionID)
+	}
+	return full, nil
 }
