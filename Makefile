@@ -17,6 +17,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 CONTROLLER_GEN := $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 TOOLS_CACHE := $(HOME)/.cache/kube-secrets-manager/tools
 HELM := $(LOCALBIN)/helm
+PROMTOOL := $(LOCALBIN)/promtool
 GOLANGCI_LINT := $(TOOLS_CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 ENVTEST_ASSETS := $(LOCALBIN)/k8s/$(KUBERNETES_VERSION)
 export KUBERNETES_VERSION ETCD_VERSION
@@ -39,6 +40,10 @@ $(HELM):
 
 .PHONY: helm
 helm: $(HELM) ## Build helm at the pinned version into bin/ (cached in ~/.cache).
+
+.PHONY: promtool
+promtool: ## Link promtool (the chart's alert tests run it) into bin/: Debian's prometheus package, installed as root when absent (KSM_SKIP=promtool skips).
+	hack/ensure-promtool.sh $(LOCALBIN)
 
 $(GOLANGCI_LINT):
 	GOBIN=$(TOOLS_CACHE)/golangci-lint-$(GOLANGCI_LINT_VERSION) GOFLAGS=-mod=mod $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
@@ -93,14 +98,22 @@ awscli: ## Install the AWS CLI v2 (Debian's awscli, as root) the API's CLI test 
 	hack/ensure-awscli.sh
 
 .PHONY: test
-test: control-plane databases awscli helm generate manifests bundle vet ## Unit and envtest integration tests (builds what it needs).
+test: control-plane databases awscli helm promtool generate manifests bundle vet ## Unit and envtest integration tests (builds what it needs).
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test ./... -count=1 $(TEST_FLAGS)
 
+# hack/bench runs the operator binary as its own process against a fresh envtest control plane per
+# phase; KSM_BENCH_SCALE=0.1 scales every N, BENCH_FLAGS=-phases=ceiling,n1000 runs some phases
+# (-audit counts the operator's requests by resource from the API server's audit log).
 .PHONY: bench
-bench: control-plane ## Print scale figures: ManagedSecrets to Ready per second and heap (KSM_BENCH_N, KSM_BENCH_UNRELATED).
-	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test ./controllers -run '^$$' -bench BenchmarkManagedSecretsToReady -benchtime 1x -count 1
+bench: control-plane build ## Scale figures (hack/bench): throughput, writes, CPU, RSS, cold start, rotation; table and bin/bench/results.json (KSM_BENCH_SCALE, BENCH_FLAGS).
+	$(GO) build -o $(LOCALBIN)/ksm-bench ./hack/bench
+	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(LOCALBIN)/ksm-bench --manager $(LOCALBIN)/kube-secrets-manager --out $(LOCALBIN)/bench $(BENCH_FLAGS)
 	KUBEBUILDER_ASSETS=$(ENVTEST_ASSETS) $(GO) test ./controllers -run '^$$' -bench BenchmarkAPIGetSecretValue -benchtime 1x -count 1
 	$(GO) test ./internal/envelope ./internal/password -run '^$$' -bench . -benchmem
+
+.PHONY: bench-check
+bench-check: ## Fail when bin/bench/results.json (make bench) misses a target or lacks one (BENCH_CHECK_FLAGS=-allow-missing).
+	$(GO) run ./hack/bench check $(BENCH_CHECK_FLAGS) $(LOCALBIN)/bench/results.json
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 20s).

@@ -60,6 +60,7 @@ func runManager(args []string) error {
 	o := controllers.DefaultOptions()
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the metrics endpoint (0 disables it)")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", false, "serve the metrics over HTTPS, only to callers allowed to get the /metrics URL (TokenReview and SubjectAccessReview)")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "address of the health probes")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "use leader election so only one replica reconciles")
 	fs.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", o.Namespace), "the operator's own namespace (holds the keyring and the leader lease)")
@@ -88,6 +89,7 @@ func runManager(args []string) error {
 	fs.StringVar(&o.ARNPartition, "arn-partition", "", "partition of the ARNs in status and the API (default kubernetes)")
 	fs.StringVar(&o.ARNRegion, "arn-region", "", "region of the ARNs (default: --cluster-name)")
 	fs.StringVar(&o.ARNAccount, "arn-account", "", "account of the ARNs (default: the secret's namespace)")
+	fs.DurationVar(&o.RolloutCoalesceWindow, "rollout-coalesce-window", o.RolloutCoalesceWindow, "how long a change of AWSCURRENT waits before the workloads of spec.rollout are restarted, so changes within it restart each workload once (0: at once)")
 	kubeconfig := fs.String("kubeconfig", "", "path to a kubeconfig (default: $KUBECONFIG, then in-cluster)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)

@@ -2,10 +2,13 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rollout"
 )
 
 // Argo CD with server-side apply: apply a ManagedSecret, let the operator reconcile, re-apply the
@@ -112,8 +116,8 @@ func TestPermissionsBySubjectAccessReview(t *testing.T) {
 			}
 		}
 	}
-	if bindings != 3 {
-		t.Fatalf("the bundle has %d bindings, want the operator's and the API's ClusterRoleBindings and the own-namespace RoleBinding", bindings)
+	if bindings != 4 {
+		t.Fatalf("the bundle has %d bindings, want the operator's, the API's and the metrics endpoint's ClusterRoleBindings and the own-namespace RoleBinding", bindings)
 	}
 
 	can := func(user string, groups []string, a authorizationv1.ResourceAttributes) bool {
@@ -198,7 +202,115 @@ func TestInstallBundleApplies(t *testing.T) {
 		}
 		kinds[u.GetKind()]++
 	}
-	if kinds["CustomResourceDefinition"] != 4 || kinds["Deployment"] != 1 || kinds["ClusterRole"] != 5 || kinds["Namespace"] != 1 {
+	if kinds["CustomResourceDefinition"] != 4 || kinds["Deployment"] != 1 || kinds["ClusterRole"] != 7 || kinds["Namespace"] != 1 {
 		t.Fatalf("bundle kinds %v", kinds)
+	}
+}
+
+// Argo CD manages a Deployment and a ManagedSecret that names it in spec.rollout. After the
+// operator restarts the Deployment, a dry-run re-apply of both manifests changes nothing: on the
+// Deployment the operator owns only the pod template's kubectl.kubernetes.io/restartedAt (the
+// field kubectl rollout restart sets, which the manifest does not hold), and on the ManagedSecret
+// no spec field (nothing defaulted into spec.rollout).
+func TestRolloutRestartsCauseNoDrift(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	manifests := []string{`
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web}
+      annotations: {team: a}
+    spec:
+      containers:
+      - name: app
+        image: registry.example/app:1
+        env:
+        - name: DB_PASSWORD
+          valueFrom: {secretKeyRef: {name: gitops-db, key: password}}
+`, `
+apiVersion: kube-secrets-manager.io/v1alpha1
+kind: ManagedSecret
+metadata:
+  name: gitops-db
+spec:
+  generate:
+    fields: {username: app}
+  rollout:
+    targets:
+    - {kind: Deployment, name: web}
+`}
+	parse := func(manifest string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(manifest), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetNamespace(ns)
+		return u
+	}
+	live := func(m string) *unstructured.Unstructured {
+		want := parse(m)
+		got := &unstructured.Unstructured{}
+		got.SetGroupVersionKind(want.GroupVersionKind())
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(want), got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for _, m := range manifests {
+		if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(parse(m)), client.FieldOwner("argocd-controller"), client.ForceOwnership); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitReady(t, ns, "gitops-db", metav1.ConditionTrue, v1alpha1.ReasonReady)
+	waitRolledOut(t, ns, "gitops-db", metav1.ConditionTrue, v1alpha1.ReasonRolledOut)
+	putValue(t, ns, "gitops-db", "")
+	suiteClock.advance(t, rollout.DefaultWindow+time.Second)
+	nudge(t, ns, "gitops-db")
+	eventually(t, "the Deployment is restarted", func() error {
+		ann, _, _ := unstructured.NestedStringMap(live(manifests[0]).Object, "spec", "template", "metadata", "annotations")
+		if ann[rollout.AnnotationRestartedAt] == "" || ann["team"] != "a" {
+			return fmt.Errorf("pod template annotations %v", ann)
+		}
+		return nil
+	})
+
+	for _, m := range manifests {
+		before := live(m)
+		dry := parse(m)
+		if err := k8s.Patch(ctx, dry, client.Apply, client.FieldOwner("argocd-controller"), client.ForceOwnership, client.DryRunAll); err != nil { //nolint:staticcheck // Patch returns the dry-run result
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(dry.Object["spec"], before.Object["spec"]) {
+			t.Fatalf("%s: a re-apply would change spec:\nlive %v\ndry  %v", before.GetKind(), before.Object["spec"], dry.Object["spec"])
+		}
+		for _, mf := range before.GetManagedFields() {
+			if mf.Manager != FieldManager || mf.Subresource != "" {
+				continue
+			}
+			var owned map[string]any
+			if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &owned); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]any{}
+			if before.GetKind() == "Deployment" {
+				want = map[string]any{"f:spec": map[string]any{"f:template": map[string]any{"f:metadata": map[string]any{
+					"f:annotations": map[string]any{"f:" + rollout.AnnotationRestartedAt: map[string]any{}}}}}}
+			}
+			delete(owned, "f:metadata") // the ManagedSecret's finalizer and secret id
+			if !reflect.DeepEqual(owned, want) {
+				t.Fatalf("%s: the operator owns %s", before.GetKind(), mf.FieldsV1.GetRawString())
+			}
+		}
+	}
+	// No default was written into the ManagedSecret's spec.
+	if got, want := live(manifests[1]).Object["spec"], parse(manifests[1]).Object["spec"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("spec differs from the manifest:\nlive %v\nmanifest %v", got, want)
 	}
 }

@@ -60,6 +60,10 @@ type ManagedSecretReconciler struct {
 	Workers        int
 	Now            func() time.Time
 
+	// RolloutWindow is how long a change of AWSCURRENT waits before the workloads are restarted,
+	// so that changes close together cause one restart (0: the default; negative: none).
+	RolloutWindow time.Duration
+
 	// verified remembers which Secret resourceVersions hold what the operator wrote.
 	verified verifiedSecrets
 	// store is the one implementation of the version rules (made on first use).
@@ -143,6 +147,7 @@ func (r *ManagedSecretReconciler) patchStatus(ctx context.Context, s *scope, res
 	}
 	status := summary.Status(in)
 	status.ID = r.arn(s.msec)
+	r.applyRollout(s, &status)
 	if equality.Semantic.DeepEqual(*s.before, status) {
 		return false, nil
 	}

@@ -24,6 +24,8 @@ type scope struct {
 	// rot is set by loadRotation when a RotationPolicy is attached; schedulable when it can run.
 	rot         *rotationScope
 	schedulable bool
+	// rollout is what rolloutWorkloads found, when spec.rollout names targets (rollout.go).
+	rollout *rolloutState
 	// deletionTime and deletionRequest are set while the secret is marked for deletion.
 	deletionTime    *time.Time
 	deletionRequest string
@@ -54,6 +56,7 @@ func (r *ManagedSecretReconciler) phases() []phase {
 		r.openCurrent,         // decrypt AWSCURRENT
 		r.project,             // the projected Secret
 		r.tidy,                // stale projections, deprecated versions
+		r.rolloutWorkloads,    // restart the workloads spec.rollout names after AWSCURRENT moved
 		r.scheduleRotation,    // CronJob, rotate-now, createSecret and its material
 	}
 }

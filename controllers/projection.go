@@ -12,6 +12,7 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
 )
 
@@ -31,7 +32,8 @@ func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope) *result
 	if err != nil {
 		return failed(v1alpha1.ReasonInvalidSource, err.Error())
 	}
-	desired := objects.ProjectedSecret(msec, s.currentID, data)
+	previousID, data := r.withPrevious(ctx, s, data)
+	desired := objects.ProjectedSecret(msec, s.currentID, previousID, data)
 	existing, upToDate, res := r.readTarget(ctx, s, desired)
 	if res != nil || upToDate {
 		return res
@@ -60,6 +62,37 @@ func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope) *result
 		"projected version %s into Secret %s", s.currentID, desired.Name)
 	return nil
 }
+
+// withPrevious adds the AWSPREVIOUS value's keys (key.previous) when target.includePrevious asks
+// for them and there is such a version. A previous version that cannot be opened or rendered is
+// left out with a Warning: the current value is projected whatever happens to the previous one.
+func (r *ManagedSecretReconciler) withPrevious(ctx context.Context, s *scope, data map[string][]byte) (string, map[string][]byte) {
+	t := s.msec.Spec.Target
+	if t == nil || t.IncludePrevious == nil || !*t.IncludePrevious {
+		return "", data
+	}
+	id := s.sec.Holder(stages.Previous)
+	if id == "" || id == s.currentID {
+		return "", data
+	}
+	prev, err := s.sec.Open(ctx, s.sec.Version(id))
+	if err != nil {
+		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeWarning, reasonPreviousNotProjected, "Project",
+			"the AWSPREVIOUS version %s is not projected: %s", id, errMessage(err))
+		return "", data
+	}
+	defer prev.Clear()
+	rendered, err := value.Render(prev.Bytes, objects.TargetKey(s.msec))
+	if err != nil {
+		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeWarning, reasonPreviousNotProjected, "Project",
+			"the AWSPREVIOUS version %s is not projected: %s", id, err.Error())
+		return "", data
+	}
+	return id, value.WithPrevious(data, rendered)
+}
+
+// reasonPreviousNotProjected: target.includePrevious could not add the AWSPREVIOUS value.
+const reasonPreviousNotProjected = "PreviousNotProjected"
 
 // readTarget returns the target Secret to compare with (nil when there is none), or upToDate when
 // the cached metadata shows it unchanged since the operator last verified it with this shape.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/metrics"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
@@ -136,6 +138,7 @@ func (r *ManagedSecretReconciler) serveRequest(ctx context.Context, s *scope, me
 	if err := r.answer(ctx, sec, res, answer.Bytes); err != nil {
 		return fmt.Errorf("answering request %s failed: %s", sec.Name, apiErrorSummary(err))
 	}
+	observeAnswer(req.Op, res)
 	s.wakeAt(age)
 	return nil
 }
@@ -147,10 +150,28 @@ func resultOf(err error) request.Result {
 	return request.Result{Code: awserr.CodeOf(err), Error: errMessage(err)}
 }
 
+// observeAnswer counts an answered request; an operation the protocol does not know is counted
+// as "invalid" (the label never carries what a request Secret says).
+func observeAnswer(op string, res request.Result) {
+	switch op {
+	case request.OpGet, request.OpPut, request.OpUpdateStage, request.OpRollback:
+	default:
+		op = "invalid"
+	}
+	var err error
+	if !res.OK {
+		err = awserr.New(res.Code, "")
+	}
+	metrics.Requests.WithLabelValues(metrics.InterfaceRequest, op, metrics.ResultOf(err)).Inc()
+}
+
 // execute performs one request through the store. Refusals (AWS errors) go into the Result; other
 // errors are API failures to retry.
 func (r *ManagedSecretReconciler) execute(ctx context.Context, s *scope, req request.Request, val []byte) (request.Result, store.Value, error) {
 	refusedOr := func(err error) (request.Result, store.Value, error) {
+		if errors.Is(err, value.ErrTooBig) {
+			metrics.ValueSizeRefusals.WithLabelValues(metrics.InterfaceRequest).Inc()
+		}
 		if awserr.CodeOf(err) != "" {
 			return resultOf(err), store.Value{}, nil
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/metrics"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/schedule"
@@ -82,6 +83,8 @@ func (r *ManagedSecretReconciler) loadRotation(ctx context.Context, s *scope) *r
 	}
 	if reason != "" {
 		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, reason, why)
+		s.setRotationCondition(v1alpha1.ConditionRotationOverdue, false, reason, "no rotation is scheduled: "+why)
+		s.wake = earliest(s.wake, s.checkStale())
 		s.rot.update.NextRotationTime = nil
 		if err := r.suspendCronJob(ctx, s); err != nil {
 			return fail(err)
@@ -163,6 +166,7 @@ func (r *ManagedSecretReconciler) advanceRotation(ctx context.Context, s *scope)
 		if err := r.finishSecret(ctx, s, st.ActiveVersionID); err != nil {
 			return err
 		}
+		s.observeRotation(job)
 	case rotation.Failed(job) != "":
 		st.FailedAttempts++
 		msg := fmt.Sprintf("rotation Job %s failed (%s); AWSCURRENT is unchanged and version %s keeps AWSPENDING for the next attempt",
@@ -170,11 +174,31 @@ func (r *ManagedSecretReconciler) advanceRotation(ctx context.Context, s *scope)
 		s.setRotationCondition(v1alpha1.ConditionRotationFailed, true, v1alpha1.ReasonJobFailed, msg)
 		s.setRotationCondition(v1alpha1.ConditionRotating, false, v1alpha1.ReasonIdle, "no rotation in progress")
 		r.Recorder.Eventf(s.msec, job, corev1.EventTypeWarning, v1alpha1.ReasonJobFailed, "Rotate", "%s", msg)
+		s.observeRotation(job)
 	default:
 		return nil // still running
 	}
 	st.ActiveJobName, st.ActiveJobUID, st.ActiveVersionID = "", "", ""
 	return r.deleteMaterial(ctx, s.msec)
+}
+
+// observeRotation counts the rotation the Job ended, by the RotationFailed condition just set.
+func (s *scope) observeRotation(job *batchv1.Job) {
+	strategy := ""
+	if s.rot.policy != nil {
+		strategy = s.rot.policy.Spec.Strategy
+	}
+	result, reason := metrics.RotationSucceeded, v1alpha1.ReasonRotationSucceeded
+	for _, c := range s.rot.update.Conditions {
+		if c.Type == v1alpha1.ConditionRotationFailed {
+			if c.True {
+				result, reason = metrics.RotationFailed, c.Reason
+			} else {
+				result, reason = metrics.RotationSucceeded, c.Reason
+			}
+		}
+	}
+	metrics.ObserveRotation(string(job.UID), strategy, result, reason, job.CreationTimestamp.Time, s.now)
 }
 
 // activeJob is the served Job; the cache may not have one created a moment ago, so a miss is
@@ -299,14 +323,18 @@ func (r *ManagedSecretReconciler) schedule(ctx context.Context, s *scope) (time.
 		s.rot.update.NextRotationTime = nil
 		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonRotationCancelled,
 			"rotation was cancelled (kubectl secrets-manager cancel-rotation); 'kubectl secrets-manager rotate' turns it on again")
-		return 0, nil
+		s.setRotationCondition(v1alpha1.ConditionRotationOverdue, false, v1alpha1.ReasonRotationCancelled, "rotation was cancelled")
+		return earliest(0, s.checkStale()), nil
 	case suspended:
 		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, false, v1alpha1.ReasonSuspended,
 			fmt.Sprintf("RotationPolicy %s is suspended; no new rotation starts", policy.Name))
+		s.setRotationCondition(v1alpha1.ConditionRotationOverdue, false, v1alpha1.ReasonSuspended,
+			fmt.Sprintf("RotationPolicy %s is suspended", policy.Name))
 	default:
 		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, true, v1alpha1.ReasonScheduled,
 			fmt.Sprintf("CronJob %s rotates with RotationPolicy %s (%s); next rotation at %s", cj.Name, policy.Name, policy.Spec.Strategy, next.UTC().Format(time.RFC3339)))
 	}
+	wake := earliest(s.checkOverdue(last, suspended), s.checkStale())
 	if err := r.handleRotateRequest(ctx, s, cj, suspended); err != nil {
 		return 0, err
 	}
@@ -318,8 +346,54 @@ func (r *ManagedSecretReconciler) schedule(ctx context.Context, s *scope) (time.
 		return 30 * time.Second, nil
 	}
 	// Come back when the schedule moves on, to keep nextRotationTime (and a one-minute CronJob
-	// schedule) exact.
-	return next.Sub(s.now) + time.Second + sched.Window(), nil
+	// schedule) exact, or when the value turns overdue or stale.
+	return earliest(wake, next.Sub(s.now)+time.Second+sched.Window()), nil
+}
+
+// checkOverdue sets RotationOverdue: True once the rotation due after last has not completed
+// within its window. It returns when to look again (0: no change to wait for).
+func (s *scope) checkOverdue(last time.Time, suspended bool) time.Duration {
+	if suspended {
+		return 0
+	}
+	if s.currentCreated.IsZero() {
+		s.setRotationCondition(v1alpha1.ConditionRotationOverdue, false, v1alpha1.ReasonNoValueToRotate, "the secret has no current value yet")
+		return 0
+	}
+	overdue, deadline := rotation.Overdue(s.rot.sched, last, s.now)
+	if overdue {
+		s.setRotationCondition(v1alpha1.ConditionRotationOverdue, true, v1alpha1.ReasonRotationMissed,
+			fmt.Sprintf("the rotation due after %s did not complete by %s (due time plus window)",
+				last.UTC().Format(time.RFC3339), deadline.UTC().Format(time.RFC3339)))
+		return 0
+	}
+	s.setRotationCondition(v1alpha1.ConditionRotationOverdue, false, v1alpha1.ReasonOnSchedule,
+		fmt.Sprintf("the next rotation must complete by %s", deadline.UTC().Format(time.RFC3339)))
+	return deadline.Sub(s.now) + time.Second
+}
+
+// checkStale sets Stale from the policy's maxAgeDays and the current value's age. It returns when
+// to look again (0: no change to wait for).
+func (s *scope) checkStale() time.Duration {
+	var maxAge int32
+	if s.rot.policy != nil && s.rot.policy.Spec.MaxAgeDays != nil {
+		maxAge = *s.rot.policy.Spec.MaxAgeDays
+	}
+	stale, at := rotation.Stale(s.currentCreated, maxAge, s.now)
+	switch {
+	case maxAge <= 0:
+		s.setRotationCondition(v1alpha1.ConditionStale, false, v1alpha1.ReasonNoMaxAge, "the rotation policy sets no maxAgeDays")
+	case s.currentCreated.IsZero():
+		s.setRotationCondition(v1alpha1.ConditionStale, false, v1alpha1.ReasonNoValueToRotate, "the secret has no current value yet")
+	case stale:
+		s.setRotationCondition(v1alpha1.ConditionStale, true, v1alpha1.ReasonValueTooOld,
+			fmt.Sprintf("the current value (version %s) was created %s, more than maxAgeDays %d ago", s.currentID, s.currentCreated.UTC().Format(time.RFC3339), maxAge))
+	default:
+		s.setRotationCondition(v1alpha1.ConditionStale, false, v1alpha1.ReasonValueFresh,
+			fmt.Sprintf("the current value stays within maxAgeDays %d until %s", maxAge, at.UTC().Format(time.RFC3339)))
+		return at.Sub(s.now) + time.Second
+	}
+	return 0
 }
 
 func lastRotated(s *scope) *time.Time {
@@ -334,6 +408,9 @@ func lastRotated(s *scope) *time.Time {
 // one rotation at a time.
 func (r *ManagedSecretReconciler) startRotation(ctx context.Context, s *scope) error {
 	st := &s.rot.update.Status
+	if r.rotationAwaitsRollout(s) { // alternating users: the workloads run AWSCURRENT first (rollout.go)
+		return nil
+	}
 	plan := rotation.PlanJobs(s.rot.jobs, st.ActiveJobUID)
 	if plan.Start != nil {
 		st.ActiveJobName, st.ActiveJobUID = plan.Start.Name, string(plan.Start.UID)

@@ -26,7 +26,9 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/kmsv2"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/metricsauth"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rollout"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
@@ -34,7 +36,10 @@ import (
 
 // Options configure the manager; main binds them to flags.
 type Options struct {
-	MetricsAddr   string
+	MetricsAddr string
+	// MetricsSecure serves the metrics over HTTPS to callers the API server authenticates and
+	// authorizes (get on the /metrics non-resource URL).
+	MetricsSecure bool
 	ProbeAddr     string
 	LeaderElect   bool
 	Namespace     string
@@ -66,6 +71,9 @@ type Options struct {
 	// ARNPartition, ARNRegion and ARNAccount shape the ARN-like ids (defaults: "kubernetes",
 	// the cluster name, the secret's namespace).
 	ARNPartition, ARNRegion, ARNAccount string
+	// RolloutCoalesceWindow is how long a change of AWSCURRENT waits before the workloads of
+	// spec.rollout are restarted, so changes close together restart each workload once (0: none).
+	RolloutCoalesceWindow time.Duration
 }
 
 // APIOptions configure the AWS-compatible API.
@@ -103,6 +111,7 @@ func DefaultOptions() Options {
 		MetricsAddr: ":8080", ProbeAddr: ":8081", Namespace: "kube-secrets-manager",
 		KeyringSecret: "kube-secrets-manager-keyring", ValueLimit: value.DefaultLimit,
 		ClusterName: "local", Workers: 8, RotationImage: "kube-secrets-manager:latest", KeyProvider: KeyProviderLocal,
+		RolloutCoalesceWindow: rollout.DefaultWindow,
 	}
 }
 
@@ -156,6 +165,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Workers:          o.Workers,
 		Now:              o.Clock,
 		ARN:              objects.ARNParts{Partition: o.ARNPartition, Region: o.ARNRegion, Account: o.ARNAccount},
+		RolloutWindow:    rolloutWindowOption(o.RolloutCoalesceWindow),
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err
@@ -181,6 +191,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		Certs: certs, Recorder: r.Recorder, Namespace: o.Namespace, Name: KeyStatusConfigMap, Provider: o.KeyProvider, Interval: interval, Now: o.Clock}); err != nil {
 		return nil, err
 	}
+	registerMetrics()
+	if err := mgr.Add(exportSecretsWhenElected{reader: mgr.GetClient()}); err != nil {
+		return nil, err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
@@ -189,6 +203,18 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	}
 	ctrl.Log.WithName("setup").Info("manager configured", "namespace", o.Namespace, "keyProvider", o.KeyProvider)
 	return mgr, nil
+}
+
+// metricsOptions serves the metrics, with MetricsSecure behind the API server's authentication
+// and authorization (a TokenReview and a SubjectAccessReview per token, as controller-runtime's
+// filter; a self-signed certificate).
+func metricsOptions(o Options) metricsserver.Options {
+	opts := metricsserver.Options{BindAddress: o.MetricsAddr}
+	if o.MetricsSecure {
+		opts.SecureServing = true
+		opts.FilterProvider = metricsauth.FilterProvider
+	}
+	return opts
 }
 
 // managerOptions configures the cache to hold only what the operator owns: Secrets, Jobs and
@@ -207,7 +233,7 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 	noPriorityQueue := false
 	opts := ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "kube-secrets-manager.io",

@@ -120,7 +120,8 @@ func TestMain(m *testing.M) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		suiteOpts = DefaultOptions()
-		suiteOpts.MetricsAddr, suiteOpts.ProbeAddr = "0", "0"
+		// Metrics are served as the chart serves them: HTTPS, to allowed tokens only.
+		suiteOpts.MetricsAddr, suiteOpts.MetricsSecure, suiteOpts.ProbeAddr = freeAddr(), true, "0"
 		suiteOpts.Namespace = "kube-secrets-manager"
 		suiteOpts.RotationImage = "kube-secrets-manager:test"
 		suiteOpts.Clock = suiteClock.Now

@@ -8,12 +8,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/metrics"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
@@ -107,6 +109,9 @@ func (r *ManagedSecretReconciler) ensureFirstVersion(ctx context.Context, s *sco
 	}
 	defer clear(plaintext)
 	if err := value.CheckSize(plaintext, r.ValueLimit); err != nil {
+		if c := meta.FindStatusCondition(s.before.Conditions, v1alpha1.ConditionReady); c == nil || c.Reason != v1alpha1.ReasonValueTooLarge {
+			metrics.ValueSizeRefusals.WithLabelValues(metrics.InterfaceSource).Inc() // once per refusal, not per retry
+		}
 		if spec.FromSecret != nil {
 			return s.waitFor(v1alpha1.ReasonValueTooLarge, err.Error()+"; no version was written")
 		}

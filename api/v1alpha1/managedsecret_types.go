@@ -42,6 +42,10 @@ type ManagedSecretSpec struct {
 	// +optional
 	Rotation *RotationSpec `json:"rotation,omitempty"`
 
+	// rollout names workloads restarted (as by kubectl rollout restart) after AWSCURRENT moves.
+	// +optional
+	Rollout *RolloutSpec `json:"rollout,omitempty"`
+
 	// recoveryWindowDays is how long a deleted secret can be restored, 7-30 days (default 30).
 	// +optional
 	// +kubebuilder:validation:Minimum=7
@@ -116,6 +120,12 @@ type TargetSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	Key string `json:"key,omitempty"`
+
+	// includePrevious, when true, also projects the AWSPREVIOUS value: each of its keys again with
+	// the suffix ".previous" (password and password.previous), so an application can accept both
+	// during a rotation. Without an AWSPREVIOUS version only the current keys are projected.
+	// +optional
+	IncludePrevious *bool `json:"includePrevious,omitempty"`
 }
 
 // RotationSpec attaches a RotationPolicy.
@@ -199,6 +209,10 @@ type ManagedSecretStatus struct {
 	// rotation is the state of scheduled rotation, when a RotationPolicy is attached.
 	// +optional
 	Rotation *RotationStatus `json:"rotation,omitempty"`
+
+	// rollout is the state of the workloads spec.rollout names, when it names any.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // RotationStatus is the rotation bookkeeping of a ManagedSecret.
@@ -225,6 +239,104 @@ type RotationStatus struct {
 	// +optional
 	LastHandledRequest string `json:"lastHandledRequest,omitempty"`
 }
+
+// RolloutSpec names the workloads restarted after AWSCURRENT moves, so that pods reading the
+// projected Secret once (environment variables, a file read at start) get the new value.
+type RolloutSpec struct {
+	// targets are Deployments, StatefulSets and DaemonSets in this ManagedSecret's namespace, at
+	// most 20. Only a workload whose pod template uses the projected Secret (env secretKeyRef,
+	// envFrom secretRef, a secret volume or a projected volume's secret source) is restarted.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=20
+	Targets []RolloutTarget `json:"targets,omitempty"`
+}
+
+// RolloutTarget is one workload in the ManagedSecret's namespace.
+type RolloutTarget struct {
+	// kind of the workload: Deployment, StatefulSet or DaemonSet (group apps).
+	// +required
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self in ['Deployment', 'StatefulSet', 'DaemonSet']",message="rollout target kind must be Deployment, StatefulSet or DaemonSet"
+	Kind string `json:"kind"`
+
+	// name of the workload, in the ManagedSecret's namespace.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="rollout target name must be a valid workload name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+	Name string `json:"name"`
+}
+
+// RolloutStatus is where the workloads of spec.rollout stand.
+type RolloutStatus struct {
+	// versionId is the AWSCURRENT version the workloads are to run with.
+	// +optional
+	VersionID string `json:"versionId,omitempty"`
+	// changedTime is when that version was first seen projected (rounded up to the second);
+	// restarts wait for the coalesce window from it, and a restart at or after it counts.
+	// Empty when the workloads started with that version (nothing had to be rolled).
+	// +optional
+	ChangedTime *metav1.Time `json:"changedTime,omitempty"`
+	// targets is the state of each workload.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=20
+	Targets []RolloutTargetStatus `json:"targets,omitempty"`
+}
+
+// RolloutTargetStatus is where one workload stands.
+type RolloutTargetStatus struct {
+	// kind of the workload.
+	Kind string `json:"kind"`
+	// name of the workload.
+	Name string `json:"name"`
+	// versionId is the version the workload last rolled to, or the one current when it was first
+	// seen (it started with that value, so nothing had to be rolled).
+	// +optional
+	VersionID string `json:"versionId,omitempty"`
+	// restartedTime is when the rollout to versionId started (the workload's
+	// kubectl.kubernetes.io/restartedAt), whoever restarted it; empty when it was not restarted.
+	// +optional
+	RestartedTime *metav1.Time `json:"restartedTime,omitempty"`
+	// finished is true when that rollout finished, as kubectl rollout status sees it: the restarted
+	// pod template observed, every replica updated and available, no old replica left.
+	// +optional
+	Finished bool `json:"finished,omitempty"`
+	// reason is why the workload is not rolled: TargetNotFound or TargetNotConsuming (empty when
+	// it is rolled).
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
+// The RolledOut condition, its reasons, and the Events of rolling workloads.
+const (
+	// ConditionRolledOut is True when every workload of spec.rollout runs AWSCURRENT.
+	ConditionRolledOut = "RolledOut"
+	// ReasonRolledOut: every target runs AWSCURRENT (rolled to it, or started with it).
+	ReasonRolledOut = "RolledOut"
+	// ReasonRolloutWaiting: AWSCURRENT moved; the restarts wait for the coalesce window.
+	ReasonRolloutWaiting = "CoalesceWindow"
+	// ReasonRolloutInProgress: targets were restarted and their rollouts are not finished.
+	ReasonRolloutInProgress = "RolloutInProgress"
+	// ReasonRolloutStalled: a Deployment's rollout exceeded its progress deadline.
+	ReasonRolloutStalled = "RolloutStalled"
+	// ReasonTargetNotFound: a target does not exist; nothing is restarted for it.
+	ReasonTargetNotFound = "TargetNotFound"
+	// ReasonTargetNotConsuming: a target's pod template does not use the projected Secret; it is
+	// never restarted (the ManagedSecret's author may not restart workloads that do not use it).
+	ReasonTargetNotConsuming = "TargetNotConsuming"
+	// ReasonWorkloadRestarted is the Event of a restart.
+	ReasonWorkloadRestarted = "WorkloadRestarted"
+	// ReasonRestartCoalesced is the Event of a change a restart after it already covered.
+	ReasonRestartCoalesced = "RestartCoalesced"
+	// ReasonAwaitingRollout is the Rotating condition's reason while an alternating-users
+	// rotation waits for the workloads to run AWSCURRENT.
+	ReasonAwaitingRollout = "AwaitingRollout"
+)
 
 // ManagedSecret is a secret kept as encrypted, versioned records with AWS's staging labels, whose
 // AWSCURRENT version is projected into a Kubernetes Secret.

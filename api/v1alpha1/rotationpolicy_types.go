@@ -56,6 +56,14 @@ type RotationPolicySpec struct {
 	// suspend stops new rotations without deleting anything.
 	// +optional
 	Suspend *bool `json:"suspend,omitempty"`
+
+	// maxAgeDays is the oldest a secret's current value may be, in days (1-3650): older, its
+	// Stale condition is True (and the kube_secrets_manager_secret_stale metric 1), whatever the
+	// reason the rotations did not happen.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=3650
+	MaxAgeDays *int32 `json:"maxAgeDays,omitempty"`
 }
 
 // RotationSchedule is AWS's RotationRules: a cron expression or every N days, a time zone and a

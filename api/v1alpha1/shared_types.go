@@ -69,6 +69,21 @@ const (
 	ConditionRotating = "Rotating"
 	// ConditionRotationFailed is True when the last rotation attempt failed.
 	ConditionRotationFailed = "RotationFailed"
+	// ConditionRotationOverdue is True when a scheduled rotation did not complete within its
+	// window (AWS's missed rotation): now is past the due time plus the window, and the value has
+	// not changed since.
+	ConditionRotationOverdue = "RotationOverdue"
+	// ConditionStale is True when the current value is older than the policy's maxAgeDays.
+	ConditionStale = "Stale"
+)
+
+// Reasons of the RotationOverdue and Stale conditions.
+const (
+	ReasonRotationMissed = "RotationMissed"
+	ReasonOnSchedule     = "OnSchedule"
+	ReasonValueTooOld    = "ValueTooOld"
+	ReasonValueFresh     = "ValueFresh"
+	ReasonNoMaxAge       = "NoMaxAge"
 )
 
 // Reasons of the rotation conditions.

@@ -3,7 +3,7 @@
 # images built without Docker and loaded into containerd, the chart installed with Helm, then the
 # suite in test/e2e; everything is torn down afterwards.
 #
-#   hack/e2e/run.sh          # make e2e: up, install, test, down
+#   hack/e2e/run.sh          # make e2e: up, install, test, down (KSM_E2E_RUN=regexp: only those tests)
 #   hack/e2e/run.sh up       # make dev-cluster: up and install, then leave it running
 #   hack/e2e/run.sh down     # make dev-cluster-down
 set -euo pipefail
@@ -82,5 +82,5 @@ log "running the suite"
 cd "${ROOT}"
 KSM_E2E_KUBECONFIG="${kubeconfig}" KSM_E2E_AUDIT_LOG="${DIR}/audit/audit.log" \
   KSM_E2E_API_NAMESPACE="${API_NS}" KSM_E2E_API_SECRET="${API_SECRET}" \
-  go test -tags e2e ./test/e2e -count=1 -v -timeout 15m
+  go test -tags e2e ./test/e2e -count=1 -v -timeout 15m ${KSM_E2E_RUN:+-run "${KSM_E2E_RUN}"}
 "${HELM}" uninstall kube-secrets-manager --kubeconfig "${kubeconfig}" --namespace kube-secrets-manager >/dev/null

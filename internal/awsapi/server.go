@@ -23,6 +23,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awsauth"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/metrics"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 )
@@ -87,7 +88,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer clear(body)
 	target := r.Header.Get("X-Amz-Target")
 	if target == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		s.serveSTS(w, r, body)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		s.serveSTS(rec, r, body)
+		metrics.Requests.WithLabelValues(metrics.InterfaceAPI, "AssumeRoleWithWebIdentity", metrics.ResultOfStatus(rec.status)).Inc()
 		return
 	}
 	op, err := wire.ParseTarget(target)
@@ -95,8 +98,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, err)
 		return
 	}
+	opLabel := "unsupported"
+	if wire.Supported(op) {
+		opLabel = op
+	}
 	id, err := s.authenticate(r, body)
 	if err != nil {
+		metrics.Requests.WithLabelValues(metrics.InterfaceAPI, opLabel, metrics.ResultOfStatus(awsauth.StatusOf(err))).Inc()
 		w.Header().Set("Content-Type", wire.ContentType)
 		w.WriteHeader(awsauth.StatusOf(err))
 		code, msg := "InternalServiceError", "An error occurred on the server side."
@@ -107,6 +115,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := s.dispatch(r.Context(), id, op, body)
+	metrics.ObserveRequest(metrics.InterfaceAPI, opLabel, err)
 	if err != nil {
 		if awserr.CodeOf(err) == "" {
 			log.FromContext(r.Context()).Info("an API call failed", "operation", op, "error", err.Error())
@@ -176,4 +185,15 @@ func (s *Server) wallClock() time.Time {
 		return s.WallClock()
 	}
 	return time.Now()
+}
+
+// statusRecorder remembers the status code written, for the request metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
 }

@@ -18,6 +18,9 @@ import (
 const (
 	// AnnotationVersionID on the projected Secret names the version it holds.
 	AnnotationVersionID = "kube-secrets-manager.io/version-id"
+	// AnnotationPreviousVersionID names the AWSPREVIOUS version projected beside it
+	// (target.includePrevious).
+	AnnotationPreviousVersionID = "kube-secrets-manager.io/previous-version-id"
 	// AnnotationProjection on the projected Secret is a digest of the projection's shape (type,
 	// labels, annotations and key names, never data), so an unchanged projection is not written
 	// again.
@@ -31,7 +34,7 @@ const (
 )
 
 // ProjectedSecret is the Secret the AWSCURRENT version is projected into.
-func ProjectedSecret(msec *v1alpha1.ManagedSecret, versionID string, data map[string][]byte) *corev1.Secret {
+func ProjectedSecret(msec *v1alpha1.ManagedSecret, versionID, previousID string, data map[string][]byte) *corev1.Secret {
 	labels := map[string]string{}
 	annotations := map[string]string{}
 	if t := msec.Spec.Target; t != nil {
@@ -51,6 +54,9 @@ func ProjectedSecret(msec *v1alpha1.ManagedSecret, versionID string, data map[st
 	}
 	sort.Strings(keys)
 	annotations[AnnotationVersionID] = versionID
+	if previousID != "" {
+		annotations[AnnotationPreviousVersionID] = previousID
+	}
 	typ := TargetType(msec)
 	shape, _ := json.Marshal([]any{typ, labels, annotations, keys})
 	sum := sha256.Sum256(shape)

@@ -167,6 +167,12 @@ func (s *Schedule) Next(last, now time.Time) time.Time {
 	return s.intervalNext(last, now, time.Duration(s.everyDays)*Day, Day)
 }
 
+// Deadline is when the first rotation due after last must have completed: its due time plus the
+// window. Past it with no rotation since last, the rotation was missed (AWS's overdue rotation).
+func (s *Schedule) Deadline(last time.Time) time.Time {
+	return s.Next(last, last).Add(s.window)
+}
+
 // intervalNext is due interval after last (to the minute), or, once that moment and its window
 // have passed, the first time after now that is a whole number of retry periods after it.
 func (s *Schedule) intervalNext(last, now time.Time, interval, retry time.Duration) time.Time {

@@ -27,6 +27,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/metrics"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
@@ -169,7 +170,9 @@ func (s *Secret) Open(ctx context.Context, v *v1alpha1.SecretVersion) (Value, er
 	return Value{Bytes: plain, Binary: b.Binary}, nil
 }
 
+// decryptionFailure is AWS's DecryptionFailure for a version, counted in the metrics.
 func decryptionFailure(id string) error {
+	metrics.DecryptionFailures.Inc()
 	return awserr.New(awserr.DecryptionFailure, "Secrets Manager can't decrypt version %s: %s", id, envelope.ErrDecrypt)
 }
 
@@ -408,7 +411,7 @@ func (s *Secret) checkValue(v Value) error {
 		limit = value.MaxLimit
 	}
 	if err := value.CheckSize(v.Bytes, limit); err != nil {
-		return awserr.New(awserr.InvalidParameter, "%s; nothing was written", err)
+		return tooLarge{awserr.New(awserr.InvalidParameter, "%s; nothing was written", err)}
 	}
 	return nil
 }
@@ -527,3 +530,11 @@ func (st *Store) fullVersion(ctx context.Context, v *v1alpha1.SecretVersion) (*v
 	}
 	return full, nil
 }
+
+// tooLarge is AWS's error for a value over the size limit that errors.Is also knows as
+// value.ErrTooBig, so each interface can count its refusals.
+type tooLarge struct{ err *awserr.Error }
+
+func (e tooLarge) Error() string        { return e.err.Error() }
+func (e tooLarge) Unwrap() error        { return e.err }
+func (e tooLarge) Is(target error) bool { return target == value.ErrTooBig }

@@ -46,7 +46,8 @@ type Rotation struct {
 	Status v1alpha1.RotationStatus
 }
 
-var rotationConditions = []string{v1alpha1.ConditionRotationScheduled, v1alpha1.ConditionRotating, v1alpha1.ConditionRotationFailed}
+var rotationConditions = []string{v1alpha1.ConditionRotationScheduled, v1alpha1.ConditionRotating, v1alpha1.ConditionRotationFailed,
+	v1alpha1.ConditionRotationOverdue, v1alpha1.ConditionStale}
 
 // Input is everything the status is computed from.
 type Input struct {

@@ -125,6 +125,26 @@ func Render(v []byte, key string) (map[string][]byte, error) {
 	return out, nil
 }
 
+// PreviousSuffix marks the keys of the AWSPREVIOUS value projected beside the current one.
+const PreviousSuffix = ".previous"
+
+// WithPrevious adds each key of previous to current as key+PreviousSuffix. A current key of that
+// name wins, and a key too long for the suffix is left out: the current value is never changed.
+func WithPrevious(current, previous map[string][]byte) map[string][]byte {
+	out := make(map[string][]byte, len(current)+len(previous))
+	for k, v := range current {
+		out[k] = v
+	}
+	for k, v := range previous {
+		pk := k + PreviousSuffix
+		if _, taken := out[pk]; taken || len(pk) > 253 {
+			continue
+		}
+		out[pk] = v
+	}
+	return out
+}
+
 // Marshal encodes a value's JSON without a trailing newline and without escaping <, > and &.
 func Marshal(obj any) ([]byte, error) {
 	var buf bytes.Buffer

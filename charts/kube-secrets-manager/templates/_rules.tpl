@@ -13,6 +13,15 @@ rules:
   - patch
   - watch
 - apiGroups:
+  - apps
+  resources:
+  - daemonsets
+  - deployments
+  - statefulsets
+  verbs:
+  - get
+  - patch
+- apiGroups:
   - batch
   resources:
   - cronjobs
