@@ -19,6 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 )
@@ -311,4 +314,34 @@ func keysOf(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// Requests through the AWS API are counted by operation and result, and a value over the size
+// limit also as a refusal; an operation the API does not know is counted without its name.
+func TestAPIRequestsAreCounted(t *testing.T) {
+	ns := newNamespace(t)
+	s := newScraper(t)
+	apiServiceAccount(t, ns, "app", "secretsmanager-writer")
+	sm := webIdentityClient(t, ns, "app")
+	ctx := context.Background()
+	series := func(op, result string) string {
+		return fmt.Sprintf(`kube_secrets_manager_requests_total{interface="api",operation=%q,result=%q}`, op, result)
+	}
+	refusals := `kube_secrets_manager_value_size_refusals_total{interface="api"}`
+	created, gets, tooLarge, sizeRefused := s.value(series("CreateSecret", "success")), s.value(series("GetSecretValue", "success")),
+		s.value(series("PutSecretValue", "client_error")), s.value(refusals)
+	const canary = canaryPrefix + "metrics-api-value-77c1"
+	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("counted"), SecretString: aws.String(canary)}))(t)
+	must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("counted")}))(t)
+	_, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String("counted"), SecretString: aws.String(strings.Repeat("x", 65537))})
+	if err == nil {
+		t.Fatal("a value over 64 KiB was accepted")
+	}
+	s.waitSample(series("CreateSecret", "success"), created+1)
+	s.waitSample(series("GetSecretValue", "success"), gets+1)
+	s.waitSample(series("PutSecretValue", "client_error"), tooLarge+1)
+	body := s.waitSample(refusals, sizeRefused+1)
+	if strings.Contains(body, canary) {
+		t.Fatal("the scrape carries a value")
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/value"
 )
 
 // maxValidationErrors is how many constraint violations one ValidationException lists, as AWS's
@@ -143,7 +144,9 @@ type nameCheck struct {
 
 type decoder struct {
 	violations []string
-	names      []nameCheck
+	// valueTooLarge is set when a secret value is over AWS's length limit (counted in the metrics).
+	valueTooLarge bool
+	names         []nameCheck
 }
 
 func (d *decoder) violate(path string, value string, sensitive bool, rule string) {
@@ -170,8 +173,12 @@ func (d *decoder) result() error {
 		if n == 1 {
 			plural = ""
 		}
-		return &awserr.Error{Code: ValidationException,
+		err := &awserr.Error{Code: ValidationException,
 			Message: fmt.Sprintf("%d validation error%s detected: %s", n, plural, strings.Join(d.violations, "; "))}
+		if d.valueTooLarge {
+			return valueTooLarge{err}
+		}
+		return err
 	}
 	for _, c := range d.names {
 		if c.name {
@@ -312,6 +319,7 @@ func (d *decoder) checkLength(path, value string, n int64, c constraints) {
 	}
 	if c.maxLen != nil && n > *c.maxLen {
 		d.violate(path, value, c.sensitive, fmt.Sprintf("Member must have length less than or equal to %d", *c.maxLen))
+		d.valueTooLarge = d.valueTooLarge || path == "secretString" || path == "secretBinary"
 	}
 }
 
@@ -502,3 +510,11 @@ func asArray(v any) ([]any, error) {
 	}
 	return nil, serialization("Unexpected field type")
 }
+
+// valueTooLarge is the ValidationException of a secret value over the length limit, which
+// errors.Is also knows as value.ErrTooBig.
+type valueTooLarge struct{ err *awserr.Error }
+
+func (e valueTooLarge) Error() string        { return e.err.Error() }
+func (e valueTooLarge) Unwrap() error        { return e.err }
+func (e valueTooLarge) Is(target error) bool { return target == value.ErrTooBig }
