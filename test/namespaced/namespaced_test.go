@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func TestNamespacedModeReconcilesOnlyItsNamespaces(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("helm template: %v: %s", err, errOut.String())
 	}
-	kinds := map[string]int{}
+	kinds, clusterBindings := map[string]int{}, []string{}
 	for _, doc := range strings.Split(out.String(), "\n---") {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
@@ -80,10 +81,16 @@ func TestNamespacedModeReconcilesOnlyItsNamespaces(t *testing.T) {
 				t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
 			}
 			kinds[u.GetKind()]++
+			if u.GetKind() == "ClusterRoleBinding" {
+				clusterBindings = append(clusterBindings, u.GetName())
+			}
 		}
 	}
-	if kinds["ClusterRoleBinding"] != 1 || kinds["Role"] != len(managed)+1 {
-		t.Fatalf("namespaced mode renders %v; want Roles in %v and the operator's own namespace, and only the API's ClusterRoleBinding", kinds, managed)
+	// Cluster-wide, the operator may only create TokenReviews and SubjectAccessReviews (the API's
+	// and the metrics endpoint's) and keep its trust bundle.
+	sort.Strings(clusterBindings)
+	if kinds["Role"] != len(managed)+1 || strings.Join(clusterBindings, ",") != "kube-secrets-manager-api-kube-secrets-manager,kube-secrets-manager-metrics-auth-kube-secrets-manager" {
+		t.Fatalf("namespaced mode renders %v (ClusterRoleBindings %v); want Roles in %v and the operator's own namespace, and only the API's and the metrics endpoint's ClusterRoleBindings", kinds, clusterBindings, managed)
 	}
 
 	opts := controllers.DefaultOptions()
