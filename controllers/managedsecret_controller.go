@@ -63,6 +63,8 @@ type ManagedSecretReconciler struct {
 	// RolloutWindow is how long a change of AWSCURRENT waits before the workloads are restarted,
 	// so that changes close together cause one restart (0: the default; negative: none).
 	RolloutWindow time.Duration
+	// rolloutWarned remembers the reason last warned about per rollout target.
+	rolloutWarned sync.Map
 
 	// verified remembers which Secret resourceVersions hold what the operator wrote.
 	verified verifiedSecrets

@@ -139,6 +139,9 @@ func (r *ManagedSecretReconciler) rollTarget(ctx context.Context, s *scope, t v1
 	}
 	now := r.now()
 	entry, action := rollout.Decide(t.Kind, t.Name, prev, st, w, now)
+	if action != rollout.Refused {
+		r.rolloutWarned.Delete(string(s.msec.UID) + "/" + rollout.Key(t.Kind, t.Name))
+	}
 	switch action {
 	case rollout.Restart:
 		orig := obj.DeepCopyObject().(client.Object)
@@ -157,7 +160,10 @@ func (r *ManagedSecretReconciler) rollTarget(ctx context.Context, s *scope, t v1
 			"%s %s was restarted at %s, after version %s was projected; not restarted again", t.Kind, t.Name,
 			entry.RestartedTime.UTC().Format(time.RFC3339), st.VersionID)
 	case rollout.Refused:
-		if prev == nil || prev.Reason != entry.Reason {
+		// Warned once per reason: the status may not show the last warning yet (a reconcile
+		// racing its own status write), so the reason warned is also remembered here.
+		warnKey := string(s.msec.UID) + "/" + rollout.Key(t.Kind, t.Name)
+		if last, _ := r.rolloutWarned.Swap(warnKey, entry.Reason); last != entry.Reason && (prev == nil || prev.Reason != entry.Reason) {
 			msg := fmt.Sprintf("%s %s does not exist in namespace %s; nothing is restarted for it", t.Kind, t.Name, s.msec.Namespace)
 			if entry.Reason == v1alpha1.ReasonTargetNotConsuming {
 				msg = fmt.Sprintf("%s %s is not restarted: its pod template does not use Secret %s (env secretKeyRef, envFrom secretRef, a secret volume or a projected volume)", t.Kind, t.Name, secret)
