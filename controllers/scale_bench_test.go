@@ -21,7 +21,7 @@ import (
 // BenchmarkManagedSecretsToReady creates KSM_BENCH_N ManagedSecrets (default 1000) next to
 // KSM_BENCH_UNRELATED unrelated Secrets (default 2000) and prints how fast they become Ready and
 // how much heap the process (operator and test client) holds afterwards. It prints figures and
-// asserts no timing. Run it with `make bench`.
+// asserts no timing. Run it with `go test ./controllers -run ^$ -bench BenchmarkManagedSecretsToReady` (make bench runs hack/bench).
 func BenchmarkManagedSecretsToReady(b *testing.B) {
 	n := envInt("KSM_BENCH_N", 1000)
 	unrelated := envInt("KSM_BENCH_UNRELATED", 2000)

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
@@ -150,7 +151,9 @@ func benchNamespaces() []string {
 func nsOf(i int) string { return fmt.Sprintf("bench-%d", i%10) }
 
 // tracker records, per ManagedSecret (namespace/name), when the harness created it, when its
-// projected Secret first appeared and when it was first Ready, from watches.
+// projected Secret first appeared and when it was first Ready, from watches; and when the
+// operator wrote its key status ConfigMap (a periodic write, whatever the number of secrets,
+// that the per-secret write counts leave out).
 type tracker struct {
 	cache cache.Cache
 
@@ -158,6 +161,7 @@ type tracker struct {
 	created   map[string]time.Time
 	projected map[string]time.Time
 	ready     map[string]time.Time
+	keyWrites []time.Time
 	changed   chan struct{}
 }
 
@@ -167,8 +171,12 @@ func (cl *cluster) startTracker(ctx context.Context) error {
 		return err
 	}
 	c, err := cache.New(cl.cfg, cache.Options{
-		Scheme:           controllers.Scheme(),
-		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: {Label: labels.NewSelector().Add(*roles)}},
+		Scheme: controllers.Scheme(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Label: labels.NewSelector().Add(*roles)},
+			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{operatorNamespace: {}},
+				Field: fields.OneTermEqualSelector("metadata.name", controllers.KeyStatusConfigMap)},
+		},
 		DefaultTransform: cache.TransformStripManagedFields(),
 	})
 	if err != nil {
@@ -220,6 +228,30 @@ func (cl *cluster) startTracker(ctx context.Context) error {
 	if _, err := secrets.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: onSecret, UpdateFunc: func(_, obj any) { onSecret(obj) }}); err != nil {
 		return err
 	}
+	// Every new resourceVersion of the key status ConfigMap is one write by the operator (no one
+	// else writes it, and it patches only when something changed).
+	onKeyStatus := func() {
+		now := time.Now()
+		t.mu.Lock()
+		t.keyWrites = append(t.keyWrites, now)
+		t.mu.Unlock()
+	}
+	keyStatus, err := c.GetInformer(ctx, &corev1.ConfigMap{})
+	if err != nil {
+		return err
+	}
+	if _, err := keyStatus.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { onKeyStatus() },
+		UpdateFunc: func(oldObj, obj any) {
+			o, ok1 := oldObj.(*corev1.ConfigMap)
+			n, ok2 := obj.(*corev1.ConfigMap)
+			if ok1 && ok2 && o.ResourceVersion != n.ResourceVersion {
+				onKeyStatus()
+			}
+		},
+	}); err != nil {
+		return err
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	cl.stopCache = cancel
 	go func() {
@@ -241,6 +273,19 @@ func key(ns, name string) string { return ns + "/" + name }
 func (t *tracker) notifyLocked() {
 	close(t.changed)
 	t.changed = make(chan struct{})
+}
+
+// keyWritesSince counts the operator's writes of the key status ConfigMap seen after from.
+func (t *tracker) keyWritesSince(from time.Time) float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, at := range t.keyWrites {
+		if at.After(from) {
+			n++
+		}
+	}
+	return float64(n)
 }
 
 func (t *tracker) markCreated(k string, at time.Time) {

@@ -74,11 +74,13 @@ type loadResult struct {
 	ProjectedRate float64     `json:"projectedPerSecond"`
 	Latency       percentiles `json:"createToProjected"`
 	ReadyLatency  percentiles `json:"createToReady"`
-	// Writes and the request counts run from the first create until the key pass after the
-	// batch has written the key status (the CPU figures end when the operator settled).
-	Writes         float64 `json:"writes"`
-	WritesPerObj   float64 `json:"writesPerSecret"`
-	RequestsPerObj float64 `json:"requestsPerSecret"`
+	// Writes and the request counts run from the first create until the operator settled.
+	// Writes leaves out the key status ConfigMap's, KeyStatusWrites, which also counts the pass
+	// that then counted the whole batch (Requests include them).
+	KeyStatusWrites float64 `json:"keyStatusWrites"`
+	Writes          float64 `json:"writes"`
+	WritesPerObj    float64 `json:"writesPerSecret"`
+	RequestsPerObj  float64 `json:"requestsPerSecret"`
 	// Requests are rest_client_requests_total by "METHOD CODE"; Reconciles by "controller result".
 	Requests       map[string]float64 `json:"requests"`
 	Reconciles     map[string]float64 `json:"reconciles"`
@@ -158,22 +160,23 @@ func runLoad(ctx context.Context, o *options, phase string, n int) (*loadResult,
 	r.OperatorCPU, r.APIServerCPU, r.EtcdCPU = settled.opCPU-before.opCPU, settled.apiCPU-before.apiCPU, settled.etcd-before.etcd
 	r.OperatorCPUMs, r.APIServerCPUMs, r.EtcdCPUMs = r.OperatorCPU*1000/float64(n), r.APIServerCPU*1000/float64(n), r.EtcdCPU*1000/float64(n)
 	r.HarnessCPUMs = (settled.harness - before.harness) * 1000 / float64(n)
-	// The key pass (every --key-check-interval) rewrites the key status ConfigMap once after the
-	// batch, whose usage counts changed. That write is the batch's: wait for it and count it
-	// with the batch's requests (not its CPU, which would take in the wait), so that the idle
-	// period below starts from a steady state.
+	// The periodic key pass (every --key-check-interval) rewrites the key status ConfigMap when
+	// its counts changed: one write per pass, whatever N, counted apart. (No write came after
+	// settled, and the watch has seen those before it: waitQuiet waited 3 s more.)
+	d := settled.m.minus(before.m)
+	r.Requests, r.Reconciles = d.Requests, d.Reconciles
+	r.Writes = d.writes() - cl.track.keyWritesSince(before.at)
+	r.WritesPerObj = r.Writes / float64(n)
+	r.RequestsPerObj = d.requests() / float64(n)
+	// Wait for the pass that counts the whole batch, so that the idle period below starts from a
+	// steady state.
 	if err := waitKeysCurrent(ctx, cl, n, o.keyCheckInterval+30*time.Second); err != nil {
 		say("%s: %v", phase, err)
 	}
-	counted, err := op.waitQuiet(ctx, quietFor, time.Minute)
-	if err != nil {
+	if _, err := op.waitQuiet(ctx, quietFor, time.Minute); err != nil {
 		return nil, err
 	}
-	d := counted.m.minus(before.m)
-	r.Requests, r.Reconciles = d.Requests, d.Reconciles
-	r.Writes = d.writes()
-	r.WritesPerObj = r.Writes / float64(n)
-	r.RequestsPerObj = d.requests() / float64(n)
+	r.KeyStatusWrites = cl.track.keyWritesSince(before.at)
 	say("%s: %d Ready in %.1f s (%.0f/s), settled after %.1f s; %.2f writes per secret; idle for %s", phase, n, r.ReadySeconds, r.Rate, r.SettledSeconds, r.WritesPerObj, o.idle)
 
 	idleStart, err := op.snapshot(ctx)
@@ -199,7 +202,7 @@ func runLoad(ctx context.Context, o *options, phase string, n int) (*loadResult,
 	r.HWMMiB = mib(hwm)
 	r.RSSPerObjKiB = (r.SteadyRSSMiB - r.IdleRSSMiB) * 1024 / float64(n)
 	if cl.auditLog != "" {
-		r.Audit = summarizeAudit(cl.auditLog, before.at, counted.at)
+		r.Audit = summarizeAudit(cl.auditLog, before.at, settled.at)
 		r.IdleAudit = summarizeAudit(cl.auditLog, idleStart.at, idleEnd.at)
 	}
 	return r, nil
@@ -211,8 +214,9 @@ type coldStartResult struct {
 	CreateSeconds float64 `json:"createToAllReadySeconds"`
 	CreateRate    float64 `json:"createRatePerSecond"`
 	// SyncedSeconds is the time from the restarted process's start until every ManagedSecret
-	// was reconciled once and the queues were empty; Synced is false when that took over the
-	// wait's limit.
+	// was reconciled once and the queues were empty; Synced is false when that took over
+	// coldLimit. The window, whose writes and requests are counted, runs until then and at
+	// least -cold-window.
 	SyncedSeconds float64            `json:"syncedSeconds"`
 	Synced        bool               `json:"synced"`
 	UpSeconds     float64            `json:"metricsUpSeconds"`
@@ -254,6 +258,9 @@ func populate(ctx context.Context, o *options, cl *cluster, phase string, n int,
 	return el, op, nil
 }
 
+// coldLimit is how long the harness waits for a restarted operator to reconcile everything.
+const coldLimit = 10 * time.Minute
+
 func runColdStart(ctx context.Context, o *options) (*coldStartResult, error) {
 	const phase = "coldstart"
 	n := o.scaled(10000)
@@ -269,7 +276,7 @@ func runColdStart(ctx context.Context, o *options) (*coldStartResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &coldStartResult{N: n, CreateSeconds: el.Seconds(), CreateRate: per(float64(n), el.Seconds()), WindowSeconds: o.coldWindow.Seconds()}
+	r := &coldStartResult{N: n, CreateSeconds: el.Seconds(), CreateRate: per(float64(n), el.Seconds())}
 	if err := waitKeysCurrent(ctx, cl, n, o.keyCheckInterval+30*time.Second); err != nil {
 		say("%s: %v; the restarted operator may write it", phase, err)
 	}
@@ -297,15 +304,14 @@ func runColdStart(ctx context.Context, o *options) (*coldStartResult, error) {
 		} else if aerr := op.alive(); aerr != nil {
 			return nil, aerr
 		}
-		if since >= o.coldWindow && window.at.IsZero() && err == nil {
-			// The first reading at or after the window's end (a failed scrape is retried).
+		if err == nil && since >= o.coldWindow && (r.Synced || since > coldLimit) {
+			// The window runs until every ManagedSecret was reconciled once, and at least
+			// -cold-window (a failed scrape is retried).
 			window = s
-		}
-		if !window.at.IsZero() && (r.Synced || since > 5*time.Minute) {
 			break
 		}
-		if since > 5*time.Minute {
-			return nil, fmt.Errorf("no metrics from the restarted operator after 5 minutes: %v", err)
+		if since > coldLimit {
+			return nil, fmt.Errorf("no metrics from the restarted operator after %s: %v", coldLimit, err)
 		}
 		// Each scrape costs the operator CPU: four a second are enough.
 		if err := sleep(ctx, 250*time.Millisecond); err != nil {
@@ -315,6 +321,7 @@ func runColdStart(ctx context.Context, o *options) (*coldStartResult, error) {
 	if !r.Synced {
 		r.SyncedSeconds = time.Since(op.started).Seconds()
 	}
+	r.WindowSeconds = window.at.Sub(op.started).Seconds()
 	// The counters started at zero with the process.
 	r.Writes, r.Requests, r.Reconciles = window.m.writes(), window.m.Requests, window.m.Reconciles
 	r.OperatorCPU, r.APIServerCPU = window.opCPU, window.apiCPU-api0
@@ -325,7 +332,7 @@ func runColdStart(ctx context.Context, o *options) (*coldStartResult, error) {
 	if cl.auditLog != "" {
 		r.Audit = summarizeAudit(cl.auditLog, op.started, window.at)
 	}
-	say("%s: synced after %.1f s; %.0f writes in the first %s", phase, r.SyncedSeconds, r.Writes, o.coldWindow)
+	say("%s: synced after %.1f s; %.0f writes in the first %.0f s", phase, r.SyncedSeconds, r.Writes, r.WindowSeconds)
 	return r, nil
 }
 
@@ -551,18 +558,20 @@ func runUnrelated(ctx context.Context, o *options) (*unrelatedResult, error) {
 // rotationResult is one rotation of each of N ManagedSecrets, the CronJob controller, the Job
 // controller and the pod played by the harness.
 type rotationResult struct {
-	N              int                `json:"n"`
-	Seconds        float64            `json:"seconds"`
-	Rate           float64            `json:"rotationsPerSecond"`
-	Latency        percentiles        `json:"jobCreateToRotated"`
-	Writes         float64            `json:"writes"`
-	WritesPerRot   float64            `json:"writesPerRotation"`
-	Requests       map[string]float64 `json:"requests"`
-	Reconciles     map[string]float64 `json:"reconciles"`
-	OperatorCPUMs  float64            `json:"operatorCpuPerRotationMs"`
-	APIServerCPUMs float64            `json:"apiserverCpuPerRotationMs"`
-	SetupWrites    float64            `json:"writesPerSecretWithPolicy"`
-	Audit          map[string]float64 `json:"audit,omitempty"`
+	N       int         `json:"n"`
+	Seconds float64     `json:"seconds"`
+	Rate    float64     `json:"rotationsPerSecond"`
+	Latency percentiles `json:"jobCreateToRotated"`
+	// Writes leaves out KeyStatusWrites, the periodic key pass's (Requests include them).
+	Writes          float64            `json:"writes"`
+	KeyStatusWrites float64            `json:"keyStatusWrites"`
+	WritesPerRot    float64            `json:"writesPerRotation"`
+	Requests        map[string]float64 `json:"requests"`
+	Reconciles      map[string]float64 `json:"reconciles"`
+	OperatorCPUMs   float64            `json:"operatorCpuPerRotationMs"`
+	APIServerCPUMs  float64            `json:"apiserverCpuPerRotationMs"`
+	SetupWrites     float64            `json:"writesPerSecretWithPolicy"`
+	Audit           map[string]float64 `json:"audit,omitempty"`
 }
 
 const benchPolicy = "bench-rotation"
@@ -641,7 +650,8 @@ func runRotation(ctx context.Context, o *options) (*rotationResult, error) {
 		return nil, err
 	}
 	d := settled.m.minus(before.m)
-	r.Writes, r.Requests, r.Reconciles = d.writes(), d.Requests, d.Reconciles
+	r.KeyStatusWrites = cl.track.keyWritesSince(before.at)
+	r.Writes, r.Requests, r.Reconciles = d.writes()-r.KeyStatusWrites, d.Requests, d.Reconciles
 	r.WritesPerRot = r.Writes / float64(n)
 	r.OperatorCPUMs = (settled.opCPU - before.opCPU) * 1000 / float64(n)
 	r.APIServerCPUMs = (settled.apiCPU - before.apiCPU) * 1000 / float64(n)
