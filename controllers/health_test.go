@@ -201,10 +201,20 @@ func TestRotationHealthConditionsAndMetrics(t *testing.T) {
 	condition(v1alpha1.ConditionRotationOverdue, "True", v1alpha1.ReasonRotationMissed)
 	s.waitSample(secretSeries("rotation_overdue", ns, "app"), 1)
 
-	// A failed rotation Job counts as a failed rotation and sets the flag.
+	// A rotation that completes clears the overdue verdict and counts as succeeded.
 	failedSeries := `kube_secrets_manager_rotations_total{reason="RotationJobFailed",result="failed",strategy="password"}`
 	succeededSeries := `kube_secrets_manager_rotations_total{reason="RotationSucceeded",result="succeeded",strategy="password"}`
 	failedBefore, succeededBefore := s.value(failedSeries), s.value(succeededSeries)
+	before := getMsec(t, ns, "app").Status.CurrentVersionID
+	rotateOnce(t, ns, "app", "rot-ok", 0)
+	waitRotated(t, ns, "app", before)
+	condition(v1alpha1.ConditionRotationOverdue, "False", v1alpha1.ReasonOnSchedule)
+	s.waitSample(secretSeries("rotation_overdue", ns, "app"), 0)
+	s.waitSample(secretSeries("rotation_failed", ns, "app"), 0)
+	s.waitSample(succeededSeries, succeededBefore+1)
+	s.waitSample(secretSeries("versions", ns, "app"), 2)
+
+	// A failed rotation Job counts as a failed rotation and sets the flag.
 	job := startJob(t, cronJobOf(t, ns, "app"), "rot-fails")
 	eventually(t, "rotation started", func() error {
 		if getMsec(t, ns, "app").Status.Rotation.ActiveJobUID != string(job.UID) {
@@ -215,16 +225,6 @@ func TestRotationHealthConditionsAndMetrics(t *testing.T) {
 	finishJob(t, job, false)
 	s.waitSample(secretSeries("rotation_failed", ns, "app"), 1)
 	s.waitSample(failedSeries, failedBefore+1)
-
-	// A rotation that completes clears the overdue verdict and counts as succeeded.
-	before := getMsec(t, ns, "app").Status.CurrentVersionID
-	rotateOnce(t, ns, "app", "rot-ok", 0)
-	waitRotated(t, ns, "app", before)
-	condition(v1alpha1.ConditionRotationOverdue, "False", v1alpha1.ReasonOnSchedule)
-	s.waitSample(secretSeries("rotation_overdue", ns, "app"), 0)
-	s.waitSample(secretSeries("rotation_failed", ns, "app"), 0)
-	s.waitSample(succeededSeries, succeededBefore+1)
-	s.waitSample(secretSeries("versions", ns, "app"), 2)
 	if n := s.value(`kube_secrets_manager_rotation_duration_seconds_count{strategy="password"}`); n < 2 {
 		t.Fatalf("rotation duration observations: %v", n)
 	}
