@@ -59,6 +59,16 @@ func (r *ManagedSecretReconciler) secretMeta(ctx context.Context, key types.Name
 	return m, nil
 }
 
+// cachedSecretMeta returns a Secret's metadata when the cache holds it (the Secret carries the
+// operator's label), nil otherwise.
+func (r *ManagedSecretReconciler) cachedSecretMeta(ctx context.Context, key types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
+	m := secretMetaObject()
+	if err := r.Get(ctx, key, m); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return m, nil
+}
+
 // secretGone reports whether a Secret does not exist, trusting the cache only when it has it.
 func (r *ManagedSecretReconciler) secretGone(ctx context.Context, key types.NamespacedName) (bool, error) {
 	if err := r.Get(ctx, key, secretMetaObject()); err == nil {
@@ -86,19 +96,30 @@ func (r *ManagedSecretReconciler) readSecret(ctx context.Context, key types.Name
 	return sec, nil
 }
 
-// verifiedSecrets remembers, per Secret UID, the resourceVersion whose data the operator wrote or
-// compared last. When the cached metadata still shows that resourceVersion, the data is known to
-// be what the operator put there and no GET is needed; any change by anyone moves it.
+// verifiedSecrets remembers, per projected Secret UID, the proof of what it holds: the Secret's
+// resourceVersion whose data the operator wrote or compared last, the AWSCURRENT version's
+// resourceVersion it was rendered from, and the ManagedSecret's generation. While the cache shows
+// the same, the projection is known to be what the operator put there and neither a GET nor a
+// decryption is needed; any change by anyone moves a resourceVersion. The proof is also kept in
+// status.projection, so a restarted operator does not read every Secret again.
 type verifiedSecrets struct{ m sync.Map }
 
 func (v *verifiedSecrets) ok(uid types.UID, resourceVersion string) bool {
-	rv, found := v.m.Load(uid)
-	return found && rv == resourceVersion
+	p, found := v.m.Load(uid)
+	return found && p.(v1alpha1.ProjectionStatus).SecretResourceVersion == resourceVersion
 }
 
-func (v *verifiedSecrets) set(uid types.UID, resourceVersion string) {
-	if uid != "" && resourceVersion != "" {
-		v.m.Store(uid, resourceVersion)
+func (v *verifiedSecrets) get(uid types.UID) (v1alpha1.ProjectionStatus, bool) {
+	p, found := v.m.Load(uid)
+	if !found {
+		return v1alpha1.ProjectionStatus{}, false
+	}
+	return p.(v1alpha1.ProjectionStatus), true
+}
+
+func (v *verifiedSecrets) set(uid types.UID, p v1alpha1.ProjectionStatus) {
+	if uid != "" && p.SecretResourceVersion != "" {
+		v.m.Store(uid, p)
 	}
 }
 

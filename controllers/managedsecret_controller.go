@@ -150,8 +150,14 @@ func (r *ManagedSecretReconciler) patchStatus(ctx context.Context, s *scope, res
 	status := summary.Status(in)
 	status.ID = r.arn(s.msec)
 	r.applyRollout(s, &status)
+	// The projection proof rides along with a status that changes anyway; alone it is not worth
+	// a write (a restart without it reads that Secret once more).
+	status.Projection = s.before.Projection
 	if equality.Semantic.DeepEqual(*s.before, status) {
 		return false, nil
+	}
+	if s.proof != nil {
+		status.Projection = s.proof
 	}
 	orig := s.msec.DeepCopy()
 	s.msec.Status = status

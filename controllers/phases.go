@@ -17,10 +17,14 @@ type scope struct {
 	now    time.Time
 	// sec is the secret's versions (loadVersions).
 	sec *store.Secret
-	// current is the AWSCURRENT version's id and value (openCurrent).
+	// current is the AWSCURRENT version's id and value (openCurrentUnlessProjected; the value
+	// only when currentOpen, see currentValue).
 	currentID      string
 	currentCreated time.Time
 	current        store.Value
+	currentOpen    bool
+	// proof is what the projected Secret was proven to hold (projection.go).
+	proof *v1alpha1.ProjectionStatus
 	// rot is set by loadRotation when a RotationPolicy is attached; schedulable when it can run.
 	rot         *rotationScope
 	schedulable bool
@@ -46,18 +50,18 @@ type phase func(ctx context.Context, s *scope) *result
 // phases is the reconcile, in order; read it to know what happens.
 func (r *ManagedSecretReconciler) phases() []phase {
 	return []phase{
-		r.loadVersions,        // the VersionsMissing guard
-		r.completeInterrupted, // a label move a crash cut short
-		r.pendingDeletion,     // AWS's PendingDeletion: requests refused, purge when the window ends
-		r.serveRequests,       // put, get, update-stage, rollback; never blocks the rest
-		r.ensureFirstVersion,  // generate | fromSecret | AwaitingValue
-		r.loadRotation,        // the policy, its bounds, the trusted Jobs
-		r.finishRotation,      // finishSecret | RotationFailed | cancel
-		r.openCurrent,         // decrypt AWSCURRENT
-		r.project,             // the projected Secret
-		r.tidy,                // stale projections, deprecated versions
-		r.rolloutWorkloads,    // restart the workloads spec.rollout names after AWSCURRENT moved
-		r.scheduleRotation,    // CronJob, rotate-now, createSecret and its material
+		r.loadVersions,               // the VersionsMissing guard
+		r.completeInterrupted,        // a label move a crash cut short
+		r.pendingDeletion,            // AWS's PendingDeletion: requests refused, purge when the window ends
+		r.serveRequests,              // put, get, update-stage, rollback; never blocks the rest
+		r.ensureFirstVersion,         // generate | fromSecret | AwaitingValue
+		r.loadRotation,               // the policy, its bounds, the trusted Jobs
+		r.finishRotation,             // finishSecret | RotationFailed | cancel
+		r.openCurrentUnlessProjected, // decrypt AWSCURRENT, unless the projection is proven
+		r.project,                    // the projected Secret
+		r.tidy,                       // stale projections, deprecated versions
+		r.rolloutWorkloads,           // restart the workloads spec.rollout names after AWSCURRENT moved
+		r.scheduleRotation,           // CronJob, rotate-now, createSecret and its material
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -28,6 +29,9 @@ func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope) *result
 			return failed(v1alpha1.ReasonInvalidTarget, err.Error()+"; the projected Secret is unchanged")
 		}
 	}
+	if s.proof != nil {
+		return nil // openCurrentUnlessProjected found it unchanged
+	}
 	data, err := value.Render(s.current.Bytes, objects.TargetKey(msec))
 	if err != nil {
 		return failed(v1alpha1.ReasonInvalidSource, err.Error())
@@ -35,13 +39,17 @@ func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope) *result
 	previousID, data := r.withPrevious(ctx, s, data)
 	desired := objects.ProjectedSecret(msec, s.currentID, previousID, data)
 	existing, upToDate, res := r.readTarget(ctx, s, desired)
-	if res != nil || upToDate {
+	if res != nil {
 		return res
+	}
+	if upToDate != nil {
+		r.prove(s, upToDate.UID, upToDate.ResourceVersion)
+		return nil
 	}
 	if existing != nil && existing.Type == desired.Type &&
 		existing.Annotations[objects.AnnotationProjection] == desired.Annotations[objects.AnnotationProjection] &&
 		dataEqual(existing.Data, data) {
-		r.verified.set(existing.UID, existing.ResourceVersion)
+		r.prove(s, existing.UID, existing.ResourceVersion)
 		return nil
 	}
 	if existing != nil && existing.Type != desired.Type {
@@ -94,38 +102,108 @@ func (r *ManagedSecretReconciler) withPrevious(ctx context.Context, s *scope, da
 // reasonPreviousNotProjected: target.includePrevious could not add the AWSPREVIOUS value.
 const reasonPreviousNotProjected = "PreviousNotProjected"
 
-// readTarget returns the target Secret to compare with (nil when there is none), or upToDate when
-// the cached metadata shows it unchanged since the operator last verified it with this shape.
-func (r *ManagedSecretReconciler) readTarget(ctx context.Context, s *scope, desired *corev1.Secret) (*corev1.Secret, bool, *result) {
+// openCurrentUnlessProjected finds the AWSCURRENT version and decrypts it, unless the projected
+// Secret is proven to hold it unchanged (projectionProof): an idle reconcile, and a restart over
+// secrets nobody touched, then cost neither a GET nor a decryption. Rotation opens the value
+// when it needs it (currentValue).
+func (r *ManagedSecretReconciler) openCurrentUnlessProjected(ctx context.Context, s *scope) *result {
+	v, err := s.sec.Current()
+	if err != nil {
+		return r.openCurrent(ctx, s) // reports the broken labels
+	}
+	if proof := r.projectionProof(ctx, s, v); proof != nil {
+		s.currentID, s.currentCreated = v.Spec.VersionID, v.CreationTimestamp.Time
+		s.proof = proof
+		return nil
+	}
+	if res := r.openCurrent(ctx, s); res != nil {
+		return res
+	}
+	s.currentOpen = true
+	return nil
+}
+
+// projectionProof returns the proof that the projected Secret holds version v as the operator
+// wrote it for this generation, from memory or from status.projection, or nil. Projections with
+// includePrevious are always rendered (they depend on a second version).
+func (r *ManagedSecretReconciler) projectionProof(ctx context.Context, s *scope, v *v1alpha1.SecretVersion) *v1alpha1.ProjectionStatus {
+	if t := s.msec.Spec.Target; t != nil && t.IncludePrevious != nil && *t.IncludePrevious {
+		return nil
+	}
+	meta, err := r.cachedSecretMeta(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: targetName(s.msec)})
+	if err != nil || meta == nil || !isControlledBy(meta, s.msec) || meta.Annotations[objects.AnnotationVersionID] != v.Spec.VersionID {
+		return nil
+	}
+	want := v1alpha1.ProjectionStatus{SecretResourceVersion: meta.ResourceVersion, VersionResourceVersion: v.ResourceVersion, Generation: s.msec.Generation}
+	if p, ok := r.verified.get(meta.UID); ok && p == want {
+		return &want
+	}
+	if p := s.before.Projection; p != nil && *p == want {
+		r.verified.set(meta.UID, want)
+		return &want
+	}
+	return nil
+}
+
+// prove records that the projected Secret (uid, at resourceVersion) holds the AWSCURRENT version
+// as rendered for this generation.
+func (r *ManagedSecretReconciler) prove(s *scope, uid types.UID, resourceVersion string) {
+	p := v1alpha1.ProjectionStatus{SecretResourceVersion: resourceVersion, Generation: s.msec.Generation}
+	if v := s.sec.Version(s.currentID); v != nil {
+		p.VersionResourceVersion = v.ResourceVersion
+	}
+	r.verified.set(uid, p)
+	s.proof = &p
+}
+
+// currentValue is the AWSCURRENT value, decrypted on first use when openCurrentUnlessProjected
+// did not need it.
+func (r *ManagedSecretReconciler) currentValue(ctx context.Context, s *scope) ([]byte, error) {
+	if !s.currentOpen {
+		val, err := s.sec.Open(ctx, s.sec.Version(s.currentID))
+		if err != nil {
+			return nil, err
+		}
+		s.current, s.currentOpen = val, true
+	}
+	return s.current.Bytes, nil
+}
+
+// readTarget returns the target Secret to compare with (nil when there is none), or the cached
+// metadata when it shows the Secret unchanged since the operator last verified it with this shape.
+func (r *ManagedSecretReconciler) readTarget(ctx context.Context, s *scope, desired *corev1.Secret) (*corev1.Secret, *metav1.PartialObjectMetadata, *result) {
 	conflict := func() *result {
-		return s.waitFor(v1alpha1.ReasonTargetConflict, fmt.Sprintf("Secret %s already exists and is not owned by this ManagedSecret; it is never adopted or overwritten: delete it or choose another target.name", desired.Name))
+		return s.waitFor(v1alpha1.ReasonTargetConflict, targetConflictMessage(desired.Name))
 	}
 	key := types.NamespacedName{Namespace: desired.Namespace, Name: desired.Name}
-	meta, err := r.secretMeta(ctx, key)
+	// The cache only: a Secret it does not hold is created, and a create that finds one there
+	// (someone else's, or ours the cache has not seen yet) is sorted out then (createdElsewhere),
+	// so a new secret's projection costs no GET.
+	meta, err := r.cachedSecretMeta(ctx, key)
 	switch {
 	case err != nil:
-		return nil, false, transient(v1alpha1.ReasonProjectionFailed, "reading the target Secret failed", err)
+		return nil, nil, transient(v1alpha1.ReasonProjectionFailed, "reading the target Secret failed", err)
 	case meta == nil:
-		return nil, false, nil
+		return nil, nil, nil
 	case !isControlledBy(meta, s.msec) && adoptableByRestore(meta, s.msec):
 		if err := r.adopt(ctx, meta, s.msec); err != nil {
-			return nil, false, transient(v1alpha1.ReasonProjectionFailed, "adopting the restored projected Secret failed", err)
+			return nil, nil, transient(v1alpha1.ReasonProjectionFailed, "adopting the restored projected Secret failed", err)
 		}
 	case !isControlledBy(meta, s.msec):
-		return nil, false, conflict()
+		return nil, nil, conflict()
 	case meta.Annotations[objects.AnnotationProjection] == desired.Annotations[objects.AnnotationProjection] && r.verified.ok(meta.UID, meta.ResourceVersion):
-		return nil, true, nil
+		return nil, meta, nil
 	}
 	// The whole object, managed fields included: a crash between a create and its ownership
 	// upgrade would leave create-owned fields, and the upgrade finishes first.
 	existing, err := r.readSecret(ctx, key)
 	if err != nil {
-		return nil, false, transient(v1alpha1.ReasonProjectionFailed, "reading the projected Secret failed", err)
+		return nil, nil, transient(v1alpha1.ReasonProjectionFailed, "reading the projected Secret failed", err)
 	}
 	if existing != nil && !isControlledBy(existing, s.msec) {
-		return nil, false, conflict()
+		return nil, nil, conflict()
 	}
-	return existing, false, nil
+	return existing, nil, nil
 }
 
 // replaceForType deletes the projected Secret to change its type (immutable), after checking
@@ -153,7 +231,7 @@ func (r *ManagedSecretReconciler) writeProjection(ctx context.Context, s *scope,
 		err := r.Create(ctx, created, client.FieldOwner(FieldManager))
 		switch {
 		case apierrors.IsAlreadyExists(err):
-			return s.waitFor(v1alpha1.ReasonTargetConflict, fmt.Sprintf("Secret %s appeared while it was being created; checking who owns it", desired.Name))
+			return r.createdElsewhere(ctx, s, desired.Name)
 		case apierrors.IsInvalid(err):
 			return invalid(err)
 		case err != nil:
@@ -161,20 +239,42 @@ func (r *ManagedSecretReconciler) writeProjection(ctx context.Context, s *scope,
 		}
 		// Server-side apply ownership is taken with the first change (upgradeToApply below): one
 		// write for a new secret's projection, not two.
-		r.verified.set(created.UID, created.ResourceVersion)
+		r.prove(s, created.UID, created.ResourceVersion)
 		return nil
 	}
 	if err := r.upgradeToApply(ctx, existing); err != nil {
 		return transient(v1alpha1.ReasonProjectionFailed, "taking server-side apply ownership of the projected Secret failed", err)
 	}
-	// The next reconcile (this write's watch event) reads the result once and remembers it.
-	if err := r.Apply(ctx, objects.SecretApplyConfig(desired), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+	applied := objects.SecretApplyConfig(desired)
+	if err := r.Apply(ctx, applied, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		if apierrors.IsInvalid(err) {
 			return invalid(err)
 		}
 		return transient(v1alpha1.ReasonProjectionFailed, "applying the projected Secret failed", err)
 	}
+	// The response is the whole Secret as written: what it holds is known without reading it.
+	if applied.UID != nil && applied.ResourceVersion != nil {
+		r.prove(s, *applied.UID, *applied.ResourceVersion)
+	}
 	return nil
+}
+
+// createdElsewhere explains a create of the projected Secret that found one under its name: a
+// Secret this ManagedSecret does not control is a conflict; one it does (the cache is behind) is
+// looked at again shortly.
+func (r *ManagedSecretReconciler) createdElsewhere(ctx context.Context, s *scope, name string) *result {
+	meta, err := r.secretMeta(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name})
+	if err != nil {
+		return transient(v1alpha1.ReasonProjectionFailed, "reading the target Secret failed", err)
+	}
+	if meta != nil && !isControlledBy(meta, s.msec) && !adoptableByRestore(meta, s.msec) {
+		return s.waitFor(v1alpha1.ReasonTargetConflict, targetConflictMessage(name))
+	}
+	return s.waitFor(v1alpha1.ReasonTargetConflict, fmt.Sprintf("Secret %s appeared while it was being created; checking who owns it", name))
+}
+
+func targetConflictMessage(name string) string {
+	return fmt.Sprintf("Secret %s already exists and is not owned by this ManagedSecret; it is never adopted or overwritten: delete it or choose another target.name", name)
 }
 
 // removeStaleProjections deletes Secrets this ManagedSecret projected under an earlier target name.

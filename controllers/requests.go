@@ -95,6 +95,9 @@ func (r *ManagedSecretReconciler) serveRequest(ctx context.Context, s *scope, me
 	if sec == nil || sec.UID != meta.UID || !isControlledBy(sec, s.msec) {
 		return nil
 	}
+	if _, answered := sec.Annotations[request.AnnotationResult]; answered {
+		return nil // answered by a reconcile the cache has not caught up with: never twice
+	}
 	defer clear(sec.Data[request.KeyValue])
 	if err := request.CheckShape(string(sec.Type), sec.Immutable != nil && *sec.Immutable, sec.Data, value.MaxLimit); err != nil {
 		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeWarning, v1alpha1.ReasonRequestRefused, "Request",

@@ -484,7 +484,7 @@ func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope) (s
 	if s.sec = fresh; s.sec.UnfinishedPending() != "" {
 		return open(s.sec.UnfinishedPending())
 	}
-	pending, err := r.pendingValue(s)
+	pending, err := r.pendingValue(ctx, s)
 	if err != nil {
 		return "", store.Value{}, err
 	}
@@ -503,13 +503,17 @@ func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope) (s
 
 // pendingValue is the new value: the current one with a new password (and, for alternating
 // users, the other user).
-func (r *ManagedSecretReconciler) pendingValue(s *scope) (store.Value, error) {
+func (r *ManagedSecretReconciler) pendingValue(ctx context.Context, s *scope) (store.Value, error) {
 	strategy := s.rot.policy.Spec.Strategy
 	pw, err := rotation.PasswordPolicy(strategy, s.rot.policy.Spec.PasswordPolicy).Generate()
 	if err != nil {
 		return store.Value{}, refusal{v1alpha1.ReasonInvalidPolicy, "passwordPolicy: " + err.Error()}
 	}
-	pending, err := rotation.PendingValue(s.current.Bytes, strategy, pw)
+	current, err := r.currentValue(ctx, s)
+	if err != nil {
+		return store.Value{}, err
+	}
+	pending, err := rotation.PendingValue(current, strategy, pw)
 	if err != nil {
 		return store.Value{}, refusal{v1alpha1.ReasonCreateFailed, err.Error()}
 	}

@@ -36,7 +36,7 @@ func (r *ManagedSecretReconciler) applyCronJob(ctx context.Context, s *scope, ne
 	if err != nil {
 		return nil, err
 	}
-	existing, err := r.cronJobMeta(ctx, s.msec)
+	existing, err := r.cachedCronJob(ctx, s.msec)
 	switch {
 	case err != nil:
 		return nil, err
@@ -58,6 +58,10 @@ func (r *ManagedSecretReconciler) applyCronJob(ctx context.Context, s *scope, ne
 	created.Annotations = u.GetAnnotations()
 	err = r.Create(ctx, created, client.FieldOwner(FieldManager))
 	if apierrors.IsAlreadyExists(err) {
+		// Someone else's (the cache holds only the operator's), or ours the cache has not seen yet.
+		if other, err := r.cronJobMeta(ctx, s.msec); err == nil && other != nil && !isControlledBy(other, s.msec) {
+			return nil, refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("CronJob %s exists and is not controlled by this ManagedSecret; it is left alone: delete it or rename the ManagedSecret", desired.Name)}
+		}
 		return nil, refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("CronJob %s appeared while it was being created; checking who owns it", desired.Name)}
 	}
 	if err != nil {
@@ -89,6 +93,18 @@ func specHashed(obj runtime.Object) (*unstructured.Unstructured, string, error) 
 	ann[objects.AnnotationSpecHash] = hash
 	u.SetAnnotations(ann)
 	return u, hash, nil
+}
+
+// cachedCronJob returns the CronJob under the ManagedSecret's CronJob name when the cache holds
+// it (it carries the operator's label), nil otherwise. What the operator controls is always there
+// (or on its way: its creation wakes the ManagedSecret again), so deciding to delete or create
+// needs no GET; a create that collides with someone else's is sorted out then.
+func (r *ManagedSecretReconciler) cachedCronJob(ctx context.Context, msec *v1alpha1.ManagedSecret) (*batchv1.CronJob, error) {
+	cj := &batchv1.CronJob{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: msec.Namespace, Name: cronJobName(msec)}, cj); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return cj, nil
 }
 
 // cronJobMeta returns the CronJob under the ManagedSecret's CronJob name: from the cache when it
@@ -163,12 +179,15 @@ func (r *ManagedSecretReconciler) handleRotateRequest(ctx context.Context, s *sc
 // never a value), so unchanged material is not written again.
 func (r *ManagedSecretReconciler) applyMaterial(ctx context.Context, s *scope, pendingID string, pending []byte) error {
 	name := materialName(s.msec)
-	existing, err := r.secretMeta(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name})
+	existing, err := r.cachedSecretMeta(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name})
 	if err != nil {
 		return err
 	}
-	if existing != nil && !isControlledBy(existing, s.msec) {
+	foreign := func() error {
 		return refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("Secret %s, where the rotation material goes, exists and is not controlled by this ManagedSecret; it is left alone: delete it or rename the ManagedSecret", name)}
+	}
+	if existing != nil && !isControlledBy(existing, s.msec) {
+		return foreign()
 	}
 	req := rotation.Request{SecretID: r.arn(s.msec), ClientRequestToken: pendingID,
 		Strategy: s.rot.policy.Spec.Strategy, JobUID: s.rot.update.Status.ActiveJobUID, Steps: rotation.PodSteps}
@@ -191,7 +210,11 @@ func (r *ManagedSecretReconciler) applyMaterial(ctx context.Context, s *scope, p
 		return nil
 	}
 	reqJSON, _ := json.Marshal(req)
-	data := map[string][]byte{rotation.FileRequest: reqJSON, rotation.FileCurrent: s.current.Bytes, rotation.FilePending: pending}
+	current, err := r.currentValue(ctx, s)
+	if err != nil {
+		return err
+	}
+	data := map[string][]byte{rotation.FileRequest: reqJSON, rotation.FileCurrent: current, rotation.FilePending: pending}
 	if v := s.sec.Version(prev); v != nil {
 		if val, err := s.sec.Open(ctx, v); err == nil {
 			data[rotation.FilePrevious] = val.Bytes
@@ -212,6 +235,9 @@ func (r *ManagedSecretReconciler) applyMaterial(ctx context.Context, s *scope, p
 	// makes the create fail instead of being taken over.
 	err = r.Create(ctx, desired, client.FieldOwner(FieldManager))
 	if apierrors.IsAlreadyExists(err) {
+		if other, err := r.secretMeta(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name}); err == nil && other != nil && !isControlledBy(other, s.msec) {
+			return foreign()
+		}
 		return refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("Secret %s, where the rotation material goes, appeared while it was being created; checking who owns it", name)}
 	}
 	if err != nil {
@@ -255,7 +281,8 @@ func (r *ManagedSecretReconciler) superuserValue(ctx context.Context, s *scope) 
 
 // deleteMaterial deletes the rotation material, if this ManagedSecret controls it.
 func (r *ManagedSecretReconciler) deleteMaterial(ctx context.Context, msec *v1alpha1.ManagedSecret) error {
-	m, err := r.secretMeta(ctx, types.NamespacedName{Namespace: msec.Namespace, Name: materialName(msec)})
+	// Material the ManagedSecret controls carries its label, so the cache has it.
+	m, err := r.cachedSecretMeta(ctx, types.NamespacedName{Namespace: msec.Namespace, Name: materialName(msec)})
 	if err != nil || m == nil {
 		return err
 	}
@@ -265,7 +292,7 @@ func (r *ManagedSecretReconciler) deleteMaterial(ctx context.Context, msec *v1al
 // removeRotation deletes the CronJob and material of a ManagedSecret whose rotation was detached
 // (or that is marked for deletion), when this ManagedSecret controls them.
 func (r *ManagedSecretReconciler) removeRotation(ctx context.Context, s *scope) error {
-	cj, err := r.cronJobMeta(ctx, s.msec)
+	cj, err := r.cachedCronJob(ctx, s.msec)
 	if err != nil {
 		return err
 	}

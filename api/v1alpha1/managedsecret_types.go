@@ -213,6 +213,26 @@ type ManagedSecretStatus struct {
 	// rollout is the state of the workloads spec.rollout names, when it names any.
 	// +optional
 	Rollout *RolloutStatus `json:"rollout,omitempty"`
+
+	// projection records what the projected Secret was last written from or checked against
+	// (resourceVersions, never a value), so that a restarted operator trusts an unchanged
+	// projection without reading the Secret or decrypting the version again.
+	// +optional
+	Projection *ProjectionStatus `json:"projection,omitempty"`
+}
+
+// ProjectionStatus ties the projected Secret to the AWSCURRENT version it holds: while both
+// resourceVersions and the ManagedSecret's generation are unchanged, nobody has changed either.
+type ProjectionStatus struct {
+	// secretResourceVersion is the projected Secret's resourceVersion.
+	// +optional
+	SecretResourceVersion string `json:"secretResourceVersion,omitempty"`
+	// versionResourceVersion is the AWSCURRENT SecretVersion's resourceVersion.
+	// +optional
+	VersionResourceVersion string `json:"versionResourceVersion,omitempty"`
+	// generation is the ManagedSecret's generation.
+	// +optional
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // RotationStatus is the rotation bookkeeping of a ManagedSecret.
