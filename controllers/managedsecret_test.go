@@ -139,6 +139,65 @@ func TestIdleReconcileWritesNothing(t *testing.T) {
 	}
 }
 
+// fullReads counts GETs of whole Secrets (their data) and SecretVersions (their payloads).
+type fullReads struct {
+	client.Client
+	secrets, versions int
+}
+
+func (c *fullReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	switch obj.(type) {
+	case *corev1.Secret:
+		c.secrets++
+	case *v1alpha1.SecretVersion:
+		c.versions++
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// A restarted operator trusts a projection nobody changed (status.projection) without reading the
+// Secret's data or decrypting the version, and still repairs one somebody changed.
+func TestRestartTrustsAnUnchangedProjection(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createReady(t, generated(ns, "restart"))
+	want, _ := secret(t, ns, "restart")
+	eventually(t, "status.projection", func() error {
+		if p := getMsec(t, ns, "restart").Status.Projection; p == nil || p.SecretResourceVersion == "" || p.VersionResourceVersion == "" {
+			return fmt.Errorf("status.projection is %+v", p)
+		}
+		return nil
+	})
+	restart := func() *fullReads {
+		reads := &fullReads{Client: k8s}
+		r := testReconciler(t)
+		r.Client, r.APIReader = reads, reads
+		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "restart"}}); err != nil {
+			t.Fatal(err)
+		}
+		return reads
+	}
+	if reads := restart(); reads.secrets != 0 || reads.versions != 0 {
+		t.Fatalf("a restarted reconcile over an unchanged projection read %d Secrets and %d versions", reads.secrets, reads.versions)
+	}
+
+	tampered := want.DeepCopy()
+	tampered.Data["password"] = []byte("CANARY-tampered")
+	if err := k8s.Update(ctx, tampered); err != nil {
+		t.Fatal(err)
+	}
+	if reads := restart(); reads.secrets == 0 {
+		t.Fatal("a changed projection was trusted: its data was not read")
+	}
+	eventually(t, "the projection repaired", func() error {
+		got, err := secret(t, ns, "restart")
+		if err != nil || !bytes.Equal(got.Data["password"], want.Data["password"]) {
+			return fmt.Errorf("not repaired (%v)", err)
+		}
+		return nil
+	})
+}
+
 func TestFromSecretImportsAndWaitsForSource(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
