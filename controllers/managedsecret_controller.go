@@ -68,6 +68,8 @@ type ManagedSecretReconciler struct {
 
 	// verified remembers which Secret resourceVersions hold what the operator wrote.
 	verified verifiedSecrets
+	// written remembers the operator's last write to each ManagedSecret (readYourWrites).
+	written readYourWrites
 	// store is the one implementation of the version rules (made on first use).
 	store     *store.Store
 	storeOnce sync.Once
@@ -90,6 +92,12 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, msec); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if r.written.behind(req.NamespacedName, msec.ResourceVersion) {
+		// Our own last write has not reached the cache: working from the older object would
+		// only end in a conflict (and repeat Events), so wait for it.
+		return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
+	}
+	defer r.written.record(req.NamespacedName, msec, msec.ResourceVersion)
 	r.storeOnce.Do(func() {
 		r.store = &store.Store{Client: r.Client, APIReader: r.APIReader, Keys: r.Keys, Limit: r.ValueLimit, ARN: r.arn}
 	})

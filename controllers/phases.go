@@ -23,6 +23,9 @@ type scope struct {
 	currentCreated time.Time
 	current        store.Value
 	currentOpen    bool
+	// rotated marks a rotation finished in this reconcile (its Event also stands for the
+	// projection of the new value).
+	rotated bool
 	// proof is what the projected Secret was proven to hold (projection.go).
 	proof *v1alpha1.ProjectionStatus
 	// rot is set by loadRotation when a RotationPolicy is attached; schedulable when it can run.

@@ -61,9 +61,10 @@ func (r *ManagedSecretReconciler) project(ctx context.Context, s *scope) *result
 	if res := r.writeProjection(ctx, s, existing, desired); res != nil {
 		return res
 	}
-	if existing == nil || existing.Annotations[objects.AnnotationVersionID] == s.currentID && dataEqual(existing.Data, data) {
-		// A new secret's first projection is in its status (Ready); a shape change (labels,
-		// annotations) of the same version is not news. Events are for changes of value.
+	if existing == nil || s.rotated || existing.Annotations[objects.AnnotationVersionID] == s.currentID && dataEqual(existing.Data, data) {
+		// A new secret's first projection is in its status (Ready), a rotation's in its
+		// RotationSucceeded Event; a shape change (labels, annotations) of the same version is
+		// not news. Events are for changes of value, and each is a write.
 		return nil
 	}
 	r.Recorder.Eventf(msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonSecretProjected, "Project",

@@ -258,6 +258,7 @@ func (r *ManagedSecretReconciler) finishSecret(ctx context.Context, s *scope, to
 	s.setRotationCondition(v1alpha1.ConditionRotationFailed, false, v1alpha1.ReasonRotationSucceeded, msg)
 	s.setRotationCondition(v1alpha1.ConditionRotating, false, v1alpha1.ReasonIdle, "no rotation in progress")
 	r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonRotationSucceeded, "Rotate", "%s", msg)
+	s.rotated = true
 	return nil
 }
 
@@ -414,8 +415,6 @@ func (r *ManagedSecretReconciler) startRotation(ctx context.Context, s *scope) e
 	plan := rotation.PlanJobs(s.rot.jobs, st.ActiveJobUID)
 	if plan.Start != nil {
 		st.ActiveJobName, st.ActiveJobUID = plan.Start.Name, string(plan.Start.UID)
-		r.Recorder.Eventf(s.msec, plan.Start, corev1.EventTypeNormal, v1alpha1.ReasonRotationStarted, "Rotate",
-			"rotation Job %s started", plan.Start.Name)
 	}
 	for _, j := range plan.StandDown {
 		if err := r.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &j.UID}); err != nil && !apierrors.IsNotFound(err) {
@@ -430,7 +429,18 @@ func (r *ManagedSecretReconciler) startRotation(ctx context.Context, s *scope) e
 		}
 		return nil
 	}
-	pendingID, pending, err := r.createSecret(ctx, s)
+	pendingID, pending, created, err := r.createSecret(ctx, s)
+	if plan.Start != nil {
+		// One Event for the start and its createSecret (each Event is a write).
+		msg := fmt.Sprintf("rotation Job %s started", plan.Start.Name)
+		if created {
+			msg += fmt.Sprintf("; created version %s with stage AWSPENDING", pendingID)
+		}
+		r.Recorder.Eventf(s.msec, plan.Start, corev1.EventTypeNormal, v1alpha1.ReasonRotationStarted, "Rotate", "%s", msg)
+	} else if created {
+		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonVersionCreated, "CreateSecret",
+			"created version %s with stage AWSPENDING", pendingID)
+	}
 	if err != nil {
 		return s.refuseOr(err)
 	}
@@ -458,7 +468,29 @@ func (s *scope) refuseOr(err error) error {
 
 // createSecret returns the pending version the served Job rotates to (creating it when no
 // unfinished one exists) and its value.
-func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope) (string, store.Value, error) {
+func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope) (string, store.Value, bool, error) {
+	id, val, err := r.pendingVersion(ctx, s)
+	if err != nil || id != "" {
+		return id, val, false, err
+	}
+	pending, err := r.pendingValue(ctx, s)
+	if err != nil {
+		return "", store.Value{}, false, err
+	}
+	id, err = s.sec.CreatePending(ctx, pending)
+	if err != nil {
+		pending.Clear()
+		if code := awserr.CodeOf(err); code != "" {
+			return "", store.Value{}, false, refusal{v1alpha1.ReasonCreateFailed, errMessage(err)}
+		}
+		return "", store.Value{}, false, err
+	}
+	return id, pending, true, nil
+}
+
+// pendingVersion opens the pending version a rotation already has (the one its Job was given, or
+// one an earlier attempt left); the id is "" when there is none.
+func (r *ManagedSecretReconciler) pendingVersion(ctx context.Context, s *scope) (string, store.Value, error) {
 	open := func(id string) (string, store.Value, error) {
 		v, err := s.sec.Open(ctx, s.sec.Version(id))
 		if err != nil {
@@ -484,21 +516,7 @@ func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope) (s
 	if s.sec = fresh; s.sec.UnfinishedPending() != "" {
 		return open(s.sec.UnfinishedPending())
 	}
-	pending, err := r.pendingValue(ctx, s)
-	if err != nil {
-		return "", store.Value{}, err
-	}
-	id, err := s.sec.CreatePending(ctx, pending)
-	if err != nil {
-		pending.Clear()
-		if code := awserr.CodeOf(err); code != "" {
-			return "", store.Value{}, refusal{v1alpha1.ReasonCreateFailed, errMessage(err)}
-		}
-		return "", store.Value{}, err
-	}
-	r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonVersionCreated, "CreateSecret",
-		"created version %s with stage AWSPENDING", id)
-	return id, pending, nil
+	return "", store.Value{}, nil
 }
 
 // pendingValue is the new value: the current one with a new password (and, for alternating

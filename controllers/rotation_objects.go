@@ -229,6 +229,17 @@ func (r *ManagedSecretReconciler) applyMaterial(ctx context.Context, s *scope, p
 	}
 	desired := objects.MaterialSecret(s.msec, holds, data)
 	if existing != nil {
+		// Rare (the material of a rotation changed under it): its create-time field ownership
+		// is upgraded first, so the apply removes keys it no longer has.
+		full, err := r.readSecret(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name})
+		if err != nil {
+			return err
+		}
+		if full != nil {
+			if err := r.upgradeToApply(ctx, full); err != nil {
+				return err
+			}
+		}
 		return r.Apply(ctx, objects.SecretApplyConfig(desired), client.FieldOwner(FieldManager), client.ForceOwnership)
 	}
 	// Created, never applied over: a Secret someone makes under this name at the same moment
@@ -240,10 +251,9 @@ func (r *ManagedSecretReconciler) applyMaterial(ctx context.Context, s *scope, p
 		}
 		return refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("Secret %s, where the rotation material goes, appeared while it was being created; checking who owns it", name)}
 	}
-	if err != nil {
-		return err
-	}
-	return r.upgradeToApply(ctx, desired)
+	// Server-side apply ownership is taken only if it ever changes: most material is created and
+	// deleted, never changed, so that costs no write.
+	return err
 }
 
 // superuserValue opens the superuser ManagedSecret's AWSCURRENT value, if that secret consents to
