@@ -20,6 +20,7 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/controllers"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/cli"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/memlimit"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotator"
 )
 
@@ -97,6 +98,9 @@ func runManager(args []string) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if limit := memlimit.Set(); limit > 0 {
+		ctrl.Log.Info("Go memory limit set from the container's memory limit", "bytes", limit, "share", memlimit.Share)
+	}
 	o.WatchNamespaces = splitList(*watch)
 	o.RotationAllow.Images = splitList(*images)
 	o.RotationAllow.ServiceAccounts = splitList(*accounts)

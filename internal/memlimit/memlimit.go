@@ -1,0 +1,52 @@
+// Package memlimit sets the Go runtime's soft memory limit from the container's memory limit, so
+// the garbage collector works harder as the heap nears the limit instead of the kernel killing
+// the process (the runtime does not read cgroup limits itself).
+package memlimit
+
+import (
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+)
+
+// Share is the part of the container's limit the heap may use; the rest is for the runtime,
+// stacks and what the kernel counts beyond the heap.
+const Share = 0.9
+
+// cgroup v2 and v1 memory limit files.
+var limitFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+
+// Set applies Share of the container's memory limit unless GOMEMLIMIT is set or there is no
+// limit. It returns the limit it set, in bytes (0 when none).
+func Set() int64 {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return 0
+	}
+	for _, f := range limitFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if limit := SoftLimit(string(b)); limit > 0 {
+			debug.SetMemoryLimit(limit)
+			return limit
+		}
+		return 0
+	}
+	return 0
+}
+
+// SoftLimit is Share of a cgroup memory limit file's content, or 0 for no limit ("max", or
+// cgroup v1's page-rounded maximum) and anything unreadable.
+func SoftLimit(content string) int64 {
+	s := strings.TrimSpace(content)
+	if s == "" || s == "max" {
+		return 0
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n >= 1<<62 {
+		return 0
+	}
+	return int64(float64(n) * Share)
+}
