@@ -25,6 +25,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awsapi"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 )
 
@@ -87,9 +88,16 @@ type KeyCustodian struct {
 	Recorder events.EventRecorder
 	// Namespace and Name locate the status ConfigMap.
 	Namespace, Name string
-	Provider        string
-	Interval        time.Duration
-	Now             func() time.Time
+	// Namespaces are the watched namespaces (none: all).
+	Namespaces []string
+	Provider   string
+	Interval   time.Duration
+	Now        func() time.Time
+
+	// deprecatedScan and deprecatedOnPrimary remember the last reading of the deprecated
+	// versions (the pass runs in one goroutine).
+	deprecatedScan      deprecatedScan
+	deprecatedOnPrimary int
 }
 
 // NeedLeaderElection is true: only the leader re-wraps and rotates.
@@ -154,7 +162,7 @@ func (k *KeyCustodian) pass(ctx context.Context) error {
 	st[KeyStatusHealthy] = "true"
 	st[KeyStatusPrimary] = primary
 
-	usage, remaining, failing, rewrapped, err := k.rewrapAll(ctx, primary)
+	usage, remaining, failing, rewrapped, err := k.rewrapAll(ctx, primary, k.retirePending(cm))
 	if err != nil {
 		return err
 	}
@@ -190,20 +198,15 @@ func (k *KeyCustodian) primary(ctx context.Context) (string, error) {
 
 // rewrapAll moves every sealed object that is not on primary (or is on the first binding format)
 // and counts, by key id, what is where afterwards.
-func (k *KeyCustodian) rewrapAll(ctx context.Context, primary string) (usage map[string]int, remaining, failing, rewrapped int, err error) {
+func (k *KeyCustodian) rewrapAll(ctx context.Context, primary string, retiring bool) (usage map[string]int, remaining, failing, rewrapped int, err error) {
 	usage = map[string]int{}
-	versions := &v1alpha1.SecretVersionList{}
-	if err := k.Cache.List(ctx, versions); err != nil {
-		return nil, 0, 0, 0, err
-	}
-	for i := range versions.Items {
-		v := &versions.Items[i]
+	one := func(v *v1alpha1.SecretVersion) error {
 		if v.Spec.Payload == nil {
-			continue
+			return nil
 		}
 		if !store.NeedsRewrap(v, primary) {
 			usage[primary]++
-			continue
+			return nil
 		}
 		owner := &v1alpha1.ManagedSecret{}
 		err := k.Cache.Get(ctx, types.NamespacedName{Namespace: v.Namespace, Name: v.Spec.ManagedSecretName}, owner)
@@ -216,10 +219,10 @@ func (k *KeyCustodian) rewrapAll(ctx context.Context, primary string) (usage map
 			if v.Spec.Payload.KeyID == primary {
 				rewrapped++
 				metricRewrapped.Inc()
-				continue
+				return nil
 			}
 		case envelope.IsUnavailable(err):
-			return nil, 0, 0, 0, err
+			return err
 		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
 			// Changed or gone since the cache saw it: the next pass looks again.
 			usage[v.Spec.Payload.KeyID]++
@@ -229,6 +232,40 @@ func (k *KeyCustodian) rewrapAll(ctx context.Context, primary string) (usage map
 			log.FromContext(ctx).Info("a version cannot be re-wrapped", "secretVersion", v.Namespace+"/"+v.Name, "error", errMessage(err))
 		}
 		remaining++
+		return nil
+	}
+	versions := &v1alpha1.SecretVersionList{}
+	if err := k.Cache.List(ctx, versions); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	for i := range versions.Items {
+		if err := one(&versions.Items[i]); err != nil {
+			return nil, 0, 0, 0, err
+		}
+	}
+	// Deprecated versions are not cached; they are read a page at a time, so a retired key is
+	// never one they still use and memory stays bounded. They are read only when something may
+	// have changed for them (deprecatedScanDue): they hold no label, so nothing moves them, and
+	// every new version is sealed with the primary key.
+	if k.deprecatedScanDue(primary, retiring) {
+		before, onPrimary := remaining, usage[primary]
+		perSecret := map[types.UID]int{}
+		each := func(v *v1alpha1.SecretVersion) error {
+			perSecret[types.UID(v.Labels[v1alpha1.LabelManagedSecretUID])]++
+			return one(v)
+		}
+		if err := k.eachDeprecated(ctx, each); err != nil {
+			return nil, 0, 0, 0, err
+		}
+		for uid, n := range perSecret {
+			if n > stages.DeprecatedCap {
+				k.Store.PruneDue(uid) // found over AWS's cap: the next reconcile prunes
+			}
+		}
+		k.deprecatedScan = deprecatedScan{primary: primary, at: k.now(), clean: remaining == before}
+		k.deprecatedOnPrimary = usage[primary] - onPrimary
+	} else {
+		usage[primary] += k.deprecatedOnPrimary
 	}
 	aks := &v1alpha1.AccessKeyList{}
 	if err := k.Cache.List(ctx, aks); err != nil {
@@ -281,6 +318,71 @@ func (k *KeyCustodian) rewrapAll(ctx context.Context, primary string) (usage map
 		}
 	}
 	return usage, remaining, failing, rewrapped, nil
+}
+
+// deprecatedPage is how many deprecated versions (with their payloads) a key pass reads at once.
+const deprecatedPage = 200
+
+// deprecatedRescan is how often deprecated versions are read again when nothing asks for it (a
+// restore into a running cluster can bring some back on an older key).
+const deprecatedRescan = time.Hour
+
+// deprecatedScan is the last pass that read every deprecated version: under which primary key,
+// when, and whether all of them were on it.
+type deprecatedScan struct {
+	primary string
+	at      time.Time
+	clean   bool
+}
+
+// deprecatedScanDue says whether a pass reads the deprecated versions: after a change of the
+// primary key, when the last reading found some elsewhere, before a key is retired (usage must be
+// exact then), and once an hour.
+func (k *KeyCustodian) deprecatedScanDue(primary string, retiring bool) bool {
+	last := k.deprecatedScan
+	return retiring || !last.clean || last.primary != primary || k.now().Sub(last.at) >= deprecatedRescan
+}
+
+// retirePending says whether the status ConfigMap asks to retire a key not retired yet.
+func (k *KeyCustodian) retirePending(cm *corev1.ConfigMap) bool {
+	if k.Local == nil {
+		return false
+	}
+	ring := k.Local.Ring()
+	for _, id := range strings.Split(cm.Annotations[AnnotationRetireKeys], ",") {
+		if id = strings.TrimSpace(id); id != "" && !slices.Contains(ring.Retired, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// eachDeprecated calls fn for every deprecated version, read from the API server in pages (per
+// watched namespace in namespaced mode).
+func (k *KeyCustodian) eachDeprecated(ctx context.Context, fn func(*v1alpha1.SecretVersion) error) error {
+	namespaces := k.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{""}
+	}
+	for _, ns := range namespaces {
+		cont := ""
+		for {
+			page := &v1alpha1.SecretVersionList{}
+			if err := k.Store.APIReader.List(ctx, page, client.InNamespace(ns), client.Limit(deprecatedPage), client.Continue(cont),
+				client.MatchingLabels{v1alpha1.LabelDeprecated: v1alpha1.DeprecatedValue}); err != nil {
+				return err
+			}
+			for i := range page.Items {
+				if err := fn(&page.Items[i]); err != nil {
+					return err
+				}
+			}
+			if cont = page.Continue; cont == "" {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // checkKeyring compares the stored keyring with the one in use.

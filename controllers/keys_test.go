@@ -84,6 +84,20 @@ func TestKeyRotationRewrapsEveryVersionAndRetiresTheOldKey(t *testing.T) {
 	for i := range 5 {
 		createReady(t, generated(ns, fmt.Sprintf("app-%d", i)))
 	}
+	// Deprecated versions, which the operator's cache leaves out, are re-wrapped too.
+	m0, r := getMsec(t, ns, "app-0"), testReconciler(t)
+	for i := range 3 {
+		sv, err := r.sealVersion(context.Background(), m0, fmt.Sprintf("dddddddd-1111-4000-8000-%012d", i), nil, []byte(fmt.Sprintf(`{"n":"%sdeprecated-%d"}`, canaryPrefix, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sv.Labels[v1alpha1.LabelDeprecated] != v1alpha1.DeprecatedValue {
+			t.Fatal("a version without stages is not labelled deprecated")
+		}
+		if err := k8s.Create(context.Background(), sv); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// An access key is sealed with the keyring too.
 	apiServiceAccount(t, ns, "ci", "secretsmanager-reader")
 	accessKeyFor(t, ns, "ci-key", "ci")

@@ -98,9 +98,7 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
 	}
 	defer r.written.record(req.NamespacedName, msec, msec.ResourceVersion)
-	r.storeOnce.Do(func() {
-		r.store = &store.Store{Client: r.Client, APIReader: r.APIReader, Keys: r.Keys, Limit: r.ValueLimit, ARN: r.arn}
-	})
+	r.Store()
 	if !msec.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, msec)
 	}
@@ -119,6 +117,15 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, errRetry
 	}
 	return ctrl.Result{RequeueAfter: res.requeueAfter}, nil
+}
+
+// Store is the reconciler's store (made on first use); the key custodian shares it, so that what
+// it learns about deprecated versions reaches the reconciles (store.Store.PruneDue).
+func (r *ManagedSecretReconciler) Store() *store.Store {
+	r.storeOnce.Do(func() {
+		r.store = &store.Store{Client: r.Client, APIReader: r.APIReader, Keys: r.Keys, Limit: r.ValueLimit, ARN: r.arn}
+	})
+	return r.store
 }
 
 // claim adds the finalizer and the stable secret id in one merge patch (touching no spec field,

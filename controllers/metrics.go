@@ -52,7 +52,8 @@ func (e exportSecretsWhenElected) Start(ctx context.Context) error {
 }
 
 // listSecretStates reads every ManagedSecret, its policy's strategy and its number of versions
-// from the cache, without copying the cached objects.
+// from the cache, without copying the cached objects. The cache holds no deprecated version, so
+// the count is of the labelled ones: counting the others would cost a LIST per secret per scrape.
 func listSecretStates(yield func(metrics.SecretState)) {
 	src := secretSource.Load()
 	if src == nil {

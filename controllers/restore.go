@@ -47,13 +47,28 @@ func (r *ManagedSecretReconciler) adopt(ctx context.Context, obj client.Object, 
 	return r.Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }
 
-// adoptRestoredVersions adopts the versions a restore brought back; it returns how many. reader
-// is the cache on every reconcile of a restored secret, the API server when it has no version.
-func (r *ManagedSecretReconciler) adoptRestoredVersions(ctx context.Context, reader client.Reader, msec *v1alpha1.ManagedSecret) (int, error) {
+// adoptRestoredVersions adopts the versions a restore brought back; it returns how many. It reads
+// the cache on every reconcile of a restored secret, the API server when it has no version. The
+// cache holds no deprecated version (labelled kube-secrets-manager.io/deprecated), so those are
+// always asked of the API server; the watch never sees them arrive, and the secret's next
+// reconcile adopts them.
+func (r *ManagedSecretReconciler) adoptRestoredVersions(ctx context.Context, fromCache, lookDeprecated bool, msec *v1alpha1.ManagedSecret) (int, error) {
+	reader := r.APIReader
+	if fromCache {
+		reader = r.Client
+	}
+	sel := client.MatchingLabels{v1alpha1.LabelManagedSecretUID: objects.SecretID(msec)}
 	list := &v1alpha1.SecretVersionList{}
-	if err := reader.List(ctx, list, client.InNamespace(msec.Namespace),
-		client.MatchingLabels{v1alpha1.LabelManagedSecretUID: objects.SecretID(msec)}); err != nil {
+	if err := reader.List(ctx, list, client.InNamespace(msec.Namespace), sel); err != nil {
 		return 0, err
+	}
+	if fromCache && lookDeprecated {
+		deprecated := &v1alpha1.SecretVersionList{}
+		sel[v1alpha1.LabelDeprecated] = v1alpha1.DeprecatedValue
+		if err := r.APIReader.List(ctx, deprecated, client.InNamespace(msec.Namespace), sel); err != nil {
+			return 0, err
+		}
+		list.Items = append(list.Items, deprecated.Items...)
 	}
 	n := 0
 	for i := range list.Items {

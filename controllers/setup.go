@@ -187,8 +187,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		interval = time.Minute
 	}
 	if err := mgr.Add(&KeyCustodian{Cache: mgr.GetClient(), Direct: direct, Keys: r.Keys,
-		Store: &store.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: r.Keys, Limit: o.ValueLimit, ARN: r.arn}, Ring: ringOf(local, ringStore), Local: local,
-		Certs: certs, Recorder: r.Recorder, Namespace: o.Namespace, Name: KeyStatusConfigMap, Provider: o.KeyProvider, Interval: interval, Now: o.Clock}); err != nil {
+		Store: r.Store(), Ring: ringOf(local, ringStore), Local: local,
+		Certs: certs, Recorder: r.Recorder, Namespace: o.Namespace, Namespaces: o.WatchNamespaces, Name: KeyStatusConfigMap, Provider: o.KeyProvider, Interval: interval, Now: o.Clock}); err != nil {
 		return nil, err
 	}
 	registerMetrics()
@@ -245,8 +245,10 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 				&corev1.Secret{}:   {Label: labels.NewSelector().Add(*owned), Transform: objects.TrimForCache},
 				&batchv1.Job{}:     {Label: labels.NewSelector().Add(*owned), Transform: objects.TrimForCache},
 				&batchv1.CronJob{}: {Label: labels.NewSelector().Add(*owned), Transform: objects.TrimForCache},
-				// Versions are cached without their payloads (read with a GET when opened).
-				&v1alpha1.SecretVersion{}: {Transform: objects.TrimForCache},
+				// Versions are cached without their payloads (read with a GET when opened), and
+				// deprecated ones not at all (the store reads them when an operation names one):
+				// memory does not grow with the up to 100 per secret AWS keeps.
+				&v1alpha1.SecretVersion{}: {Label: store.NotDeprecated(), Transform: objects.TrimForCache},
 			},
 			DefaultTransform:            cache.TransformStripManagedFields(),
 			ReaderFailOnMissingInformer: true,

@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
@@ -29,6 +28,13 @@ const (
 	reasonLabelMoveFailed    = "LabelMoveFailed"
 )
 
+// A ManagedSecret restored less than restoredLookWindow ago looks for restored deprecated versions
+// to adopt at least every restoredLookAgain; later, at its reconciles.
+const (
+	restoredLookWindow = 10 * time.Minute
+	restoredLookAgain  = 10 * time.Second
+)
+
 // loadVersions reads the versions. When every version vanished after a value existed, no new
 // value is ever invented in their place (consumers would silently get a different secret); the
 // API server confirms first, in case the cache is behind.
@@ -40,11 +46,8 @@ func (r *ManagedSecretReconciler) loadVersions(ctx context.Context, s *scope) *r
 	if restored(s.msec) {
 		// Every reconcile of a restored secret looks (in the cache) for versions still to adopt:
 		// a restore may bring them back one by one; with none at all, the API server is asked.
-		reader := client.Reader(r.Client)
-		if sec.Empty() {
-			reader = r.APIReader
-		}
-		adopted, err := r.adoptRestoredVersions(ctx, reader, s.msec)
+		recent := s.now.Sub(s.msec.CreationTimestamp.Time) < restoredLookWindow
+		adopted, err := r.adoptRestoredVersions(ctx, !sec.Empty(), recent, s.msec)
 		if err != nil {
 			return transient(reasonVersionsUnreadable, "adopting restored versions failed", err)
 		}
@@ -55,6 +58,13 @@ func (r *ManagedSecretReconciler) loadVersions(ctx context.Context, s *scope) *r
 		}
 		if adopted > 0 {
 			r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, "VersionsAdopted", "Restore", "adopted %d versions restored from a backup", adopted)
+			r.store.PruneDue(s.msec.UID) // a backup may hold more deprecated versions than AWS keeps
+		}
+		// No watch sees a restored deprecated version arrive (the cache leaves them out): a
+		// secret restored a short while ago looks again on its own (and only then asks the API
+		// server for them: an old restore costs no LIST per reconcile).
+		if recent {
+			s.wake = earliest(s.wake, restoredLookAgain)
 		}
 		if sec.Empty() {
 			s.sec = sec
@@ -178,11 +188,15 @@ func (r *ManagedSecretReconciler) openCurrent(ctx context.Context, s *scope) *re
 	return nil
 }
 
-// tidy removes projections left under an earlier target name and prunes deprecated versions.
-// Neither stops the secret.
+// tidy removes projections left under an earlier target name, labels deprecated versions an
+// older operator left unlabelled (once each; the cache then drops them), and prunes deprecated
+// versions. None of it stops the secret.
 func (r *ManagedSecretReconciler) tidy(ctx context.Context, s *scope) *result {
 	if err := r.removeStaleProjections(ctx, s); err != nil {
 		s.retry = fmt.Errorf("removing a stale projected Secret failed: %s", apiErrorSummary(err))
+	}
+	if _, err := s.sec.MarkDeprecated(ctx); err != nil {
+		s.retry = fmt.Errorf("labelling deprecated versions failed: %s", apiErrorSummary(err))
 	}
 	n, err := s.sec.Prune(ctx, s.now)
 	if err != nil {

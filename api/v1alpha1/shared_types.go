@@ -16,6 +16,14 @@ const (
 	// Finalizer lets the operator remove versions and projected Secrets before a ManagedSecret goes.
 	Finalizer = "kube-secrets-manager.io/finalizer"
 
+	// LabelDeprecated marks a SecretVersion with no staging label and no label change under way
+	// (AWS's deprecated versions, up to 100 per secret). The operator's cache leaves these out and
+	// reads them from the API server when an operation names one, so its memory does not grow with
+	// them.
+	LabelDeprecated = "kube-secrets-manager.io/deprecated"
+	// DeprecatedValue is the value of LabelDeprecated.
+	DeprecatedValue = "true"
+
 	// LabelRole tells the operator's Secrets apart: "projection" or "rotation-material".
 	LabelRole = "kube-secrets-manager.io/role"
 	// RoleProjection marks the projected Secret.

@@ -223,6 +223,11 @@ func (s *Server) listSecretVersionIDs(ctx context.Context, id Identity, in wire.
 	if err != nil {
 		return nil, err
 	}
+	if in.IncludeDeprecated != nil && *in.IncludeDeprecated {
+		if err := sec.WithDeprecated(ctx); err != nil {
+			return nil, err
+		}
+	}
 	keys := map[string]string{}
 	var vs []wire.VersionFacts
 	for _, v := range sec.Versions() {
@@ -317,7 +322,10 @@ func (s *Server) createExisting(ctx context.Context, m *v1alpha1.ManagedSecret, 
 	if err != nil {
 		return nil, err
 	}
-	v := sec.Version(token)
+	v, err := sec.Find(ctx, token)
+	if err != nil {
+		return nil, err
+	}
 	if v == nil {
 		return nil, exists
 	}

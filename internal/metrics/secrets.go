@@ -60,7 +60,7 @@ var (
 	lastChangedDesc    = desc("last_changed_timestamp_seconds", "When the value or its staging labels last changed (AWS's LastChangedDate).", secretLabels...)
 	lastRotatedDesc    = desc("last_rotated_timestamp_seconds", "When a rotation last completed (absent before the first).", secretLabels...)
 	nextRotationDesc   = desc("next_rotation_timestamp_seconds", "When the next rotation is due (absent without a schedule).", secretLabels...)
-	versionsDesc       = desc("versions", "Versions the secret keeps (at most AWS's 100 and the labelled ones).", secretLabels...)
+	versionsDesc       = desc("versions", "Versions of the secret holding a staging label, or with a label change under way; deprecated versions (up to AWS's 100) are not in the operator's cache and not counted.", secretLabels...)
 	overdueDesc        = desc("rotation_overdue", "1 when a scheduled rotation did not complete within its window.", secretLabels...)
 	staleDesc          = desc("stale", "1 when the current value is older than the policy's maxAgeDays.", secretLabels...)
 	rotationFailedDesc = desc("rotation_failed", "1 when the last rotation attempt failed.", secretLabels...)

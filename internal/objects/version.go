@@ -10,14 +10,15 @@ import (
 )
 
 // SecretVersion is a new version object: the sealed value, owned by and labelled for its
-// ManagedSecret, with the given staging labels and annotations.
+// ManagedSecret, with the given staging labels and annotations (marked deprecated when it has
+// neither).
 func SecretVersion(msec *v1alpha1.ManagedSecret, versionID string, labels []string, sealed envelope.Sealed, binary bool, annotations map[string]string) *v1alpha1.SecretVersion {
 	valueType := v1alpha1.ValueTypeString
 	if binary {
 		valueType = v1alpha1.ValueTypeBinary
 	}
 	b64 := base64.StdEncoding
-	return &v1alpha1.SecretVersion{
+	v := &v1alpha1.SecretVersion{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            VersionObjectName(msec.Name, versionID),
 			Namespace:       msec.Namespace,
@@ -39,6 +40,9 @@ func SecretVersion(msec *v1alpha1.ManagedSecret, versionID string, labels []stri
 			},
 		},
 	}
+	// The store passes annotations only to mark a label change under way.
+	MarkDeprecated(v, len(annotations) > 0)
+	return v
 }
 
 // Binding is the identity a version's payload is bound to: format 2 (the stable id and the value
@@ -70,4 +74,25 @@ func Sealed(v *v1alpha1.SecretVersion) (envelope.Sealed, bool) {
 		return envelope.Sealed{}, false
 	}
 	return envelope.Sealed{Algorithm: p.Algorithm, KeyID: p.KeyID, WrappedKey: wrapped, Nonce: nonce, Ciphertext: ct}, true
+}
+
+// MarkDeprecated sets LabelDeprecated exactly when the version has no staging label and busy is
+// false (busy: a label change involving it is under way), and removes it otherwise. It reports
+// whether the version is now marked.
+func MarkDeprecated(v *v1alpha1.SecretVersion, busy bool) bool {
+	deprecated := len(v.Spec.Stages) == 0 && !busy
+	if deprecated {
+		if v.Labels == nil {
+			v.Labels = map[string]string{}
+		}
+		v.Labels[v1alpha1.LabelDeprecated] = v1alpha1.DeprecatedValue
+	} else {
+		delete(v.Labels, v1alpha1.LabelDeprecated)
+	}
+	return deprecated
+}
+
+// IsMarkedDeprecated reports whether the version carries LabelDeprecated.
+func IsMarkedDeprecated(v metav1.Object) bool {
+	return v.GetLabels()[v1alpha1.LabelDeprecated] == v1alpha1.DeprecatedValue
 }

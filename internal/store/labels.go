@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 )
 
@@ -51,7 +52,7 @@ func (s *Secret) CompleteInterrupted(ctx context.Context) error {
 		return s.writeStages(ctx, set, final, id, "")
 	}
 	for id := range marked {
-		if err := s.patchStages(ctx, id, set[id], false); err != nil {
+		if err := s.patchStages(ctx, id, set[id], false, nil); err != nil {
 			return err
 		}
 	}
@@ -59,22 +60,37 @@ func (s *Secret) CompleteInterrupted(ctx context.Context) error {
 }
 
 // writeStages performs stages.WritePlan, so an interruption at any point is recoverable. When
-// target is set, its intended labels are recorded on it first and cleared last.
+// target is set, its intended labels are recorded on it before the first write and cleared after
+// the last; when the first (or last) write of the plan is the target's own, the intent rides in
+// that write, which is as safe (one write is atomic) and saves one.
 func (s *Secret) writeStages(ctx context.Context, from, to stages.Set, gaining, target string) error {
-	if target != "" {
-		if v := s.Version(target); v != nil && v.Annotations[AnnotationIntendedStages] != strings.Join(to[target], ",") {
+	plan := stages.WritePlan(from, to, gaining)
+	intent, clear := strings.Join(to[target], ","), ""
+	folded := target != "" && len(plan) > 0 && plan[0].ID == target
+	if target != "" && !folded {
+		if v := s.Version(target); v != nil && v.Annotations[AnnotationIntendedStages] != intent {
 			orig := v.DeepCopy()
 			if v.Annotations == nil {
 				v.Annotations = map[string]string{}
 			}
-			v.Annotations[AnnotationIntendedStages] = strings.Join(to[target], ",")
+			v.Annotations[AnnotationIntendedStages] = intent
+			// A deprecated target leaves the deprecated set in this same write, so the cache
+			// holds it if a crash interrupts the move (CompleteInterrupted reads the cache).
+			s.markDeprecated(v)
 			if err := s.st.Client.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 				return err
 			}
 		}
 	}
-	for _, w := range stages.WritePlan(from, to, gaining) {
-		if err := s.patchStages(ctx, w.ID, w.Labels, w.Marked); err != nil {
+	for i, w := range plan {
+		var note *string
+		switch {
+		case target != "" && i == len(plan)-1 && w.ID == target:
+			note = &clear
+		case folded && i == 0:
+			note = &intent
+		}
+		if err := s.patchStages(ctx, w.ID, w.Labels, w.Marked, note); err != nil {
 			return err
 		}
 	}
@@ -92,29 +108,77 @@ func (s *Secret) clearIntent(ctx context.Context, v *v1alpha1.SecretVersion) err
 	}
 	orig := v.DeepCopy()
 	delete(v.Annotations, AnnotationIntendedStages)
+	s.markDeprecated(v)
 	return s.st.Client.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }
 
-func (s *Secret) patchStages(ctx context.Context, id string, labels []string, marked bool) error {
+// patchStages writes a version's labels and mark; intent, when not nil, is its intended-stages
+// annotation in the same write ("" removes it).
+func (s *Secret) patchStages(ctx context.Context, id string, labels []string, marked bool, intent *string) error {
 	v := s.Version(id)
 	if v == nil {
 		return fmt.Errorf("version %s not found", id)
 	}
 	_, wasMarked := v.Annotations[AnnotationTakingCurrent]
-	if strings.Join(v.Spec.Stages, ",") == strings.Join(labels, ",") && wasMarked == marked {
+	had, hasIntent := v.Annotations[AnnotationIntendedStages]
+	intentSame := intent == nil || (*intent == "" && !hasIntent) || (*intent != "" && hasIntent && had == *intent)
+	if strings.Join(v.Spec.Stages, ",") == strings.Join(labels, ",") && wasMarked == marked && intentSame {
 		return nil
 	}
 	orig := v.DeepCopy()
+	if v.Annotations == nil {
+		v.Annotations = map[string]string{}
+	}
+	switch {
+	case intent == nil:
+	case *intent == "":
+		delete(v.Annotations, AnnotationIntendedStages)
+	default:
+		v.Annotations[AnnotationIntendedStages] = *intent
+	}
 	v.Spec.Stages = labels
 	if marked {
-		if v.Annotations == nil {
-			v.Annotations = map[string]string{}
-		}
 		v.Annotations[AnnotationTakingCurrent] = "true"
 	} else {
 		delete(v.Annotations, AnnotationTakingCurrent)
 	}
+	s.markDeprecated(v)
 	return s.st.Client.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+}
+
+// markDeprecated sets LabelDeprecated on a version about to be written exactly when it has no
+// staging label and no label change under way, so every write that changes those also moves the
+// version into or out of the cache's selection. A version newly deprecated makes its secret's
+// deprecated versions due for counting (Prune).
+func (s *Secret) markDeprecated(v *v1alpha1.SecretVersion) {
+	_, intent := v.Annotations[AnnotationIntendedStages]
+	_, taking := v.Annotations[AnnotationTakingCurrent]
+	was := objects.IsMarkedDeprecated(v)
+	if objects.MarkDeprecated(v, intent || taking) && !was {
+		s.st.prunes.due(s.owner.UID)
+	}
+}
+
+// MarkDeprecated gives LabelDeprecated to the cached versions that are deprecated without it
+// (written by an operator before the label existed); the cache then lets them go. It returns how
+// many it marked.
+func (s *Secret) MarkDeprecated(ctx context.Context) (int, error) {
+	n := 0
+	for i := range s.versions {
+		v := &s.versions[i]
+		if objects.IsMarkedDeprecated(v) {
+			continue
+		}
+		orig := v.DeepCopy()
+		if s.markDeprecated(v); !objects.IsMarkedDeprecated(v) {
+			continue
+		}
+		if err := s.st.Client.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 func splitLabels(s string) []string {

@@ -22,6 +22,9 @@ import (
 
 	"github.com/google/uuid"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
@@ -57,13 +60,18 @@ type Store struct {
 	Limit int
 	// ARN names a secret in messages, as AWS's do.
 	ARN func(*v1alpha1.ManagedSecret) string
+
+	prunes pruneBook
 }
 
-// Secret is one ManagedSecret's versions, loaded once for one reconcile or one call.
+// Secret is one ManagedSecret's versions, loaded once for one reconcile or one call: the labelled
+// ones, and deprecated ones only as operations read them (deprecated.go).
 type Secret struct {
 	st       *Store
 	owner    *v1alpha1.ManagedSecret
 	versions []v1alpha1.SecretVersion
+	// allLoaded: every deprecated version is in versions too (WithDeprecated).
+	allLoaded bool
 }
 
 // Value is a secret value and its kind (AWS's SecretString or SecretBinary).
@@ -75,35 +83,38 @@ type Value struct {
 // Clear overwrites the value's bytes.
 func (v Value) Clear() { clear(v.Bytes) }
 
-// Load reads the owner's versions from the cache.
+// Load reads the owner's versions but the deprecated ones from the cache.
 func (st *Store) Load(ctx context.Context, owner *v1alpha1.ManagedSecret) (*Secret, error) {
 	return st.load(ctx, st.Client, owner)
 }
 
-// LoadFresh reads the owner's versions from the API server.
+// LoadFresh reads the owner's versions but the deprecated ones from the API server.
 func (st *Store) LoadFresh(ctx context.Context, owner *v1alpha1.ManagedSecret) (*Secret, error) {
 	return st.load(ctx, st.APIReader, owner)
 }
 
 func (st *Store) load(ctx context.Context, r client.Reader, owner *v1alpha1.ManagedSecret) (*Secret, error) {
+	sel := NotDeprecated().Add(labelIs(v1alpha1.LabelManagedSecretUID, string(owner.UID)))
 	list := &v1alpha1.SecretVersionList{}
-	if err := r.List(ctx, list, client.InNamespace(owner.Namespace), client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(owner.UID)}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(owner.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
 		return nil, err
 	}
-	// Only versions this ManagedSecret controls are its own: a label proves nothing.
+	s := &Secret{st: st, owner: owner}
 	own := list.Items[:0]
-	for _, v := range list.Items {
-		if objects.IsControlledBy(&v, owner) && v.Spec.ManagedSecretName == owner.Name {
-			own = append(own, v)
+	for i := range list.Items {
+		if s.owns(&list.Items[i]) {
+			own = append(own, list.Items[i])
 		}
 	}
-	return &Secret{st: st, owner: owner, versions: own}, nil
+	s.versions = own
+	return s, nil
 }
 
 // Owner is the ManagedSecret.
 func (s *Secret) Owner() *v1alpha1.ManagedSecret { return s.owner }
 
-// Versions are the versions as loaded (and as changed since).
+// Versions are the versions as loaded (and as changed since): the labelled ones, and deprecated
+// ones read since (all of them after WithDeprecated).
 func (s *Secret) Versions() []v1alpha1.SecretVersion { return s.versions }
 
 // Empty reports whether the secret has no version.
@@ -121,7 +132,7 @@ func (s *Secret) Facts() []stages.Version {
 // Labels are the versions' staging labels.
 func (s *Secret) Labels() stages.Set { return stages.FromVersions(s.Facts()) }
 
-// Version returns the version with the id, or nil.
+// Version returns the loaded version with the id, or nil (Find also reads a deprecated one).
 func (s *Secret) Version(id string) *v1alpha1.SecretVersion {
 	for i := range s.versions {
 		if s.versions[i].Spec.VersionID == id {
@@ -180,7 +191,11 @@ func decryptionFailure(id string) error {
 func (s *Secret) Get(ctx context.Context, versionID, stage string) (Value, *v1alpha1.SecretVersion, error) {
 	var v *v1alpha1.SecretVersion
 	if versionID != "" {
-		if v = s.Version(versionID); v == nil {
+		var err error
+		if v, err = s.Find(ctx, versionID); err != nil {
+			return Value{}, nil, err
+		}
+		if v == nil {
 			return Value{}, nil, awserr.New(awserr.ResourceNotFound, "Secrets Manager can't find the specified secret value for VersionId: %s", versionID)
 		}
 		if stage != "" && !slices.Contains(v.Spec.Stages, stage) {
@@ -225,7 +240,11 @@ func (s *Secret) Put(ctx context.Context, in PutInput) (PutOutput, error) {
 	if err := CheckToken(in.Token); err != nil {
 		return PutOutput{}, err
 	}
-	if v := s.Version(in.Token); v != nil {
+	v, err := s.Find(ctx, in.Token)
+	if err != nil {
+		return PutOutput{}, err
+	}
+	if v != nil {
 		existing, err := s.Open(ctx, v)
 		if err != nil {
 			return PutOutput{}, err
@@ -302,6 +321,13 @@ func (s *Secret) UpdateStage(ctx context.Context, label, moveTo, removeFrom stri
 	if len(label) == 0 || len(label) > stages.MaxLabelLength {
 		return awserr.New(awserr.InvalidParameter, "%s", stages.ErrInvalidLabel)
 	}
+	for _, id := range []string{removeFrom, moveTo} {
+		if id != "" {
+			if _, err := s.Find(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
 	set := s.Labels()
 	if removeFrom != "" {
 		if s.Version(removeFrom) == nil {
@@ -355,40 +381,28 @@ func (s *Secret) Finish(ctx context.Context, pendingID string) error {
 	return s.writeStages(ctx, set, final, pendingID, pendingID)
 }
 
-// Prune deletes deprecated versions beyond AWS's cap of 100, never one under 24 hours old, and
-// returns how many it deleted.
-func (s *Secret) Prune(ctx context.Context, now time.Time) (int, error) {
-	prune := stages.Prunable(s.Facts(), stages.DeprecatedCap, now)
-	if len(prune) == 0 {
-		return 0, nil
-	}
-	kept := s.versions[:0]
-	for i := range s.versions {
-		v := &s.versions[i]
-		if !slices.Contains(prune, v.Spec.VersionID) {
-			kept = append(kept, *v)
-			continue
-		}
-		if err := s.st.Client.Delete(ctx, v, client.Preconditions{UID: &v.UID}); err != nil && !apierrors.IsNotFound(err) {
-			return 0, err
-		}
-	}
-	s.versions = kept
-	return len(prune), nil
-}
-
 // DeleteAll deletes every version of the secret and reports how many the API server still has.
 func (s *Secret) DeleteAll(ctx context.Context) (int, error) {
 	sel := client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.owner.UID)}
 	if err := s.st.Client.DeleteAllOf(ctx, &v1alpha1.SecretVersion{}, client.InNamespace(s.owner.Namespace), sel); err != nil && !apierrors.IsNotFound(err) {
 		return 0, err
 	}
-	left := &v1alpha1.SecretVersionList{}
+	left := &metav1.PartialObjectMetadataList{}
+	left.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("SecretVersionList"))
 	if err := s.st.APIReader.List(ctx, left, client.InNamespace(s.owner.Namespace), sel); err != nil {
 		return 0, err
 	}
 	s.versions = nil
+	s.st.prunes.checked(s.owner.UID, time.Time{}) // forgotten
 	return len(left.Items), nil
+}
+
+func labelIs(key, value string) labels.Requirement {
+	req, err := labels.NewRequirement(key, selection.Equals, []string{value})
+	if err != nil {
+		panic(err)
+	}
+	return *req
 }
 
 // CheckToken enforces AWS's ClientRequestToken rules.
@@ -474,8 +488,13 @@ func (s *Secret) createAndLabel(ctx context.Context, id string, val Value, final
 	if alone {
 		return nil
 	}
-	for _, w := range plan {
-		if err := s.patchStages(ctx, w.ID, w.Labels, w.Marked); err != nil {
+	clear := ""
+	for i, w := range plan {
+		var note *string
+		if i == len(plan)-1 && w.ID == id {
+			note = &clear // the intent goes with the new version's last write
+		}
+		if err := s.patchStages(ctx, w.ID, w.Labels, w.Marked, note); err != nil {
 			return err
 		}
 	}

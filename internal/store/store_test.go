@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
@@ -53,11 +55,21 @@ func load(t *testing.T, st *Store, owner *v1alpha1.ManagedSecret) *Secret {
 
 func str(v string) Value { return Value{Bytes: []byte(v)} }
 
-// labelsOf returns the labels by version id, as stored (reloaded from the client).
+// labelsOf returns the labels by version id, as stored (reloaded from the client, deprecated
+// versions included), and checks that exactly the unlabelled ones carry LabelDeprecated.
 func labelsOf(t *testing.T, st *Store, owner *v1alpha1.ManagedSecret) map[string]string {
 	t.Helper()
+	s := load(t, st, owner)
+	if err := s.WithDeprecated(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]string{}
-	for id, ls := range load(t, st, owner).Labels() {
+	for _, v := range s.Versions() {
+		if marked := v.Labels[v1alpha1.LabelDeprecated] == v1alpha1.DeprecatedValue; marked != (len(v.Spec.Stages) == 0) {
+			t.Errorf("version %s with labels %v: deprecated label %v", v.Spec.VersionID, v.Spec.Stages, marked)
+		}
+	}
+	for id, ls := range s.Labels() {
 		out[id] = strings.Join(ls, ",")
 	}
 	return out
@@ -316,5 +328,55 @@ func TestCreateFirstIsIdempotent(t *testing.T) {
 	val, v, err := load(t, st, owner).Get(ctx, "", "")
 	if err != nil || string(val.Bytes) != "a" || v.Spec.VersionID != string(owner.UID) {
 		t.Fatalf("%q %v", val.Bytes, err)
+	}
+}
+
+// A move onto a deprecated version that a crash interrupts after its first write: the target lost
+// the deprecated label in that write (with the intent), so a reload that leaves deprecated
+// versions out still finds it, and CompleteInterrupted finishes the move.
+func TestMoveOntoDeprecatedSurvivesACrash(t *testing.T) {
+	ctx := context.Background()
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	patches, failAfter := 0, -1
+	c := fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			if failAfter >= 0 && patches >= failAfter {
+				return errors.New("the operator stopped")
+			}
+			patches++
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+	}).Build()
+	ring, err := keyring.New(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &Store{Client: c, APIReader: c, Keys: keyring.NewProvider(ring, nil), Limit: 65536}
+	owner := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: types.UID("owner-uid")}}
+	s := load(t, st, owner)
+	mustPut(t, s, v1, "a")
+	mustPut(t, s, v2, "b")
+	mustPut(t, s, v3, "c")
+	s = load(t, st, owner)
+	if s.Version(v1) != nil {
+		t.Fatal("the deprecated version was loaded with the labelled ones")
+	}
+	patches, failAfter = 0, 1
+	if err := s.UpdateStage(ctx, stages.Current, v1, v3); err == nil {
+		t.Fatal("the interrupted move succeeded")
+	}
+	failAfter = -1
+	s = load(t, st, owner)
+	if v := s.Version(v1); v == nil || v.Annotations[AnnotationIntendedStages] == "" {
+		t.Fatalf("the target of the interrupted move is not loaded with its intent: %+v", v)
+	}
+	if err := s.CompleteInterrupted(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := labelsOf(t, st, owner); got[v1] != "AWSCURRENT" || got[v3] != "AWSPREVIOUS" || got[v2] != "" {
+		t.Fatalf("after completing the move: %v", got)
 	}
 }

@@ -3,6 +3,7 @@ package custody
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -196,17 +197,22 @@ func TestBackupRestoresIntoAFreshCluster(t *testing.T) {
 			waitReady(t, src.c, ns, name, metav1.ConditionTrue, v1alpha1.ReasonReady)
 		}
 	}
-	// A second version (PutSecretValue with the plugin), so AWSPREVIOUS is restored too.
-	var out, errOut bytes.Buffer
-	if code := cli.Main(ctx, []string{"put", "db", "-f", "-", "-n", "shop", "--kubeconfig", src.kubeconfig(t)},
-		cli.IO{In: strings.NewReader(`{"username":"app","password":"second"}`), Out: &out, Err: &errOut}); code != 0 {
-		t.Fatalf("kubectl secrets-manager put: exit %d: %s", code, errOut.String())
-	}
-	eventually(t, "a second version of shop/db", 20*time.Second, func() error {
-		if n := len(versionsOf(t, src.c, "shop", "db")); n < 2 {
-			return fmt.Errorf("%d versions", n)
+	// Two more versions (PutSecretValue with the plugin), so AWSPREVIOUS and a deprecated version
+	// (which the operator's cache leaves out) are restored too.
+	for _, pw := range []string{"second", "third"} {
+		var out, errOut bytes.Buffer
+		if code := cli.Main(ctx, []string{"put", "db", "-f", "-", "-n", "shop", "--kubeconfig", src.kubeconfig(t)},
+			cli.IO{In: strings.NewReader(`{"username":"app","password":"` + pw + `"}`), Out: &out, Err: &errOut}); code != 0 {
+			t.Fatalf("kubectl secrets-manager put: exit %d: %s", code, errOut.String())
 		}
-		return nil
+	}
+	eventually(t, "a deprecated version of shop/db", 20*time.Second, func() error {
+		for _, v := range versionsOf(t, src.c, "shop", "db") {
+			if v.Labels[v1alpha1.LabelDeprecated] == v1alpha1.DeprecatedValue {
+				return nil
+			}
+		}
+		return errors.New("none")
 	})
 	before := projections(t, src.c, namespaces...)
 	values := openEvery(t, src.c)
@@ -275,18 +281,26 @@ func TestBackupRestoresIntoAFreshCluster(t *testing.T) {
 		}
 	}
 	equalProjections(t, before, projections(t, dst.c, namespaces...))
-	for _, ns := range namespaces {
-		list := &v1alpha1.SecretVersionList{}
-		if err := dst.c.List(ctx, list, client.InNamespace(ns)); err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range list.Items {
-			owner := metav1.GetControllerOf(&v)
-			if owner == nil || !strings.HasPrefix(owner.Kind, "ManagedSecret") {
-				t.Fatalf("restored version %s/%s was not adopted", ns, v.Name)
+	// Every version is adopted by its restored ManagedSecret, the deprecated one included.
+	eventually(t, "every restored version adopted", 30*time.Second, func() error {
+		for _, ns := range namespaces {
+			list := &v1alpha1.SecretVersionList{}
+			if err := dst.c.List(ctx, list, client.InNamespace(ns)); err != nil {
+				return err
+			}
+			for _, v := range list.Items {
+				m := &v1alpha1.ManagedSecret{}
+				if err := dst.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: v.Spec.ManagedSecretName}, m); err != nil {
+					return err
+				}
+				owner := metav1.GetControllerOf(&v)
+				if owner == nil || owner.UID != m.UID || v.Labels[v1alpha1.LabelManagedSecretUID] != string(m.UID) {
+					return fmt.Errorf("restored version %s/%s (stages %v) was not adopted", ns, v.Name, v.Spec.Stages)
+				}
 			}
 		}
-	}
+		return nil
+	})
 }
 
 func firstKey(m map[string]string) string {
