@@ -429,15 +429,10 @@ func (r *ManagedSecretReconciler) startRotation(ctx context.Context, s *scope) e
 		}
 		return nil
 	}
+	// A start is told by the Rotating condition, not an Event (each Event is a write): a rotation
+	// has one Event, its outcome (RotationSucceeded, or the failure's).
 	pendingID, pending, created, err := r.createSecret(ctx, s)
-	if plan.Start != nil {
-		// One Event for the start and its createSecret (each Event is a write).
-		msg := fmt.Sprintf("rotation Job %s started", plan.Start.Name)
-		if created {
-			msg += fmt.Sprintf("; created version %s with stage AWSPENDING", pendingID)
-		}
-		r.Recorder.Eventf(s.msec, plan.Start, corev1.EventTypeNormal, v1alpha1.ReasonRotationStarted, "Rotate", "%s", msg)
-	} else if created {
+	if created && plan.Start == nil {
 		r.Recorder.Eventf(s.msec, nil, corev1.EventTypeNormal, v1alpha1.ReasonVersionCreated, "CreateSecret",
 			"created version %s with stage AWSPENDING", pendingID)
 	}
