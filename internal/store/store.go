@@ -425,7 +425,7 @@ func (s *Secret) checkValue(v Value) error {
 		limit = value.MaxLimit
 	}
 	if err := value.CheckSize(v.Bytes, limit); err != nil {
-		return tooLarge{awserr.New(awserr.InvalidParameter, "%s; nothing was written", err)}
+		return value.MarkTooBig(awserr.New(awserr.InvalidParameter, "%s; nothing was written", err))
 	}
 	return nil
 }
@@ -549,11 +549,3 @@ func (st *Store) fullVersion(ctx context.Context, v *v1alpha1.SecretVersion) (*v
 	}
 	return full, nil
 }
-
-// tooLarge is AWS's error for a value over the size limit that errors.Is also knows as
-// value.ErrTooBig, so each interface can count its refusals.
-type tooLarge struct{ err *awserr.Error }
-
-func (e tooLarge) Error() string        { return e.err.Error() }
-func (e tooLarge) Unwrap() error        { return e.err }
-func (e tooLarge) Is(target error) bool { return target == value.ErrTooBig }

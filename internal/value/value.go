@@ -156,3 +156,14 @@ func Marshal(obj any) ([]byte, error) {
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
+
+// MarkTooBig wraps err, an interface's own refusal of a value over the size limit, so that
+// errors.Is(err, ErrTooBig) holds for it too (each interface counts its refusals) while
+// errors.As still finds what it wraps.
+func MarkTooBig(err error) error { return tooBig{err} }
+
+type tooBig struct{ err error }
+
+func (e tooBig) Error() string        { return e.err.Error() }
+func (e tooBig) Unwrap() error        { return e.err }
+func (e tooBig) Is(target error) bool { return target == ErrTooBig }

@@ -176,7 +176,7 @@ func (d *decoder) result() error {
 		err := &awserr.Error{Code: ValidationException,
 			Message: fmt.Sprintf("%d validation error%s detected: %s", n, plural, strings.Join(d.violations, "; "))}
 		if d.valueTooLarge {
-			return valueTooLarge{err}
+			return value.MarkTooBig(err)
 		}
 		return err
 	}
@@ -510,11 +510,3 @@ func asArray(v any) ([]any, error) {
 	}
 	return nil, serialization("Unexpected field type")
 }
-
-// valueTooLarge is the ValidationException of a secret value over the length limit, which
-// errors.Is also knows as value.ErrTooBig.
-type valueTooLarge struct{ err *awserr.Error }
-
-func (e valueTooLarge) Error() string        { return e.err.Error() }
-func (e valueTooLarge) Unwrap() error        { return e.err }
-func (e valueTooLarge) Is(target error) bool { return target == value.ErrTooBig }
