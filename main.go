@@ -63,6 +63,7 @@ func runManager(args []string) error {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the metrics endpoint (0 disables it)")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", false, "serve the metrics over HTTPS, only to callers allowed to get the /metrics URL (TokenReview and SubjectAccessReview)")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "address of the health probes")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", "", "address serving Go's /debug/pprof for profiling (off when empty; never expose it)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "use leader election so only one replica reconciles")
 	fs.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", o.Namespace), "the operator's own namespace (holds the keyring and the leader lease)")
 	fs.StringVar(&o.KeyringSecret, "keyring-secret", o.KeyringSecret, "name of the Secret holding the key-encryption keys")

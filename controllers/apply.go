@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/util/csaupgrade"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -126,40 +124,6 @@ func (v *verifiedSecrets) set(uid types.UID, p v1alpha1.ProjectionStatus) {
 }
 
 func (v *verifiedSecrets) forget(uid types.UID) { v.m.Delete(uid) }
-
-// readYourWrites remembers, per ManagedSecret, the resourceVersion the operator's last write in a
-// reconcile returned. A reconcile that starts before that write reached the cache (the write's own
-// side effects wake it at once) would compute from the older object and end in a conflict.
-// ResourceVersions of one resource compare as integers; a memory older than a few seconds is
-// dropped, so an answer the cache never gets cannot stall a secret.
-type readYourWrites struct{ m sync.Map }
-
-type writtenAt struct {
-	resourceVersion string
-	at              time.Time
-}
-
-// record remembers obj's resourceVersion if this reconcile changed it (from read).
-func (w *readYourWrites) record(key types.NamespacedName, obj client.Object, read string) {
-	if rv := obj.GetResourceVersion(); rv != "" && rv != read {
-		w.m.Store(key, writtenAt{resourceVersion: rv, at: time.Now()})
-	}
-}
-
-// behind reports whether the cached resourceVersion is older than the operator's last write.
-func (w *readYourWrites) behind(key types.NamespacedName, cached string) bool {
-	v, ok := w.m.Load(key)
-	if !ok {
-		return false
-	}
-	last := v.(writtenAt)
-	cmp, err := resourceversion.CompareResourceVersion(last.resourceVersion, cached)
-	if err != nil || cmp <= 0 || time.Since(last.at) > 5*time.Second {
-		w.m.CompareAndDelete(key, v)
-		return false
-	}
-	return true
-}
 
 // deleteIfControlled deletes an object only when this ManagedSecret controls it, with a UID
 // precondition, so an object of the same name someone else made is never touched.

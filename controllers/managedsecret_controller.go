@@ -27,6 +27,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/readyourwrites"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotation"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/summary"
@@ -68,8 +69,8 @@ type ManagedSecretReconciler struct {
 
 	// verified remembers which Secret resourceVersions hold what the operator wrote.
 	verified verifiedSecrets
-	// written remembers the operator's last write to each ManagedSecret (readYourWrites).
-	written readYourWrites
+	// written remembers the operator's last write to each ManagedSecret.
+	written readyourwrites.Tracker
 	// store is the one implementation of the version rules (made on first use).
 	store     *store.Store
 	storeOnce sync.Once
@@ -92,12 +93,15 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, msec); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if r.written.behind(req.NamespacedName, msec.ResourceVersion) {
+	if r.written.Behind(req.NamespacedName, msec.ResourceVersion) {
 		// Our own last write has not reached the cache: working from the older object would
 		// only end in a conflict (and repeat Events), so wait for it.
 		return ctrl.Result{RequeueAfter: 50 * time.Millisecond}, nil
 	}
-	defer r.written.record(req.NamespacedName, msec, msec.ResourceVersion)
+	read := msec.ResourceVersion
+	defer func() {
+		r.written.Record(req.NamespacedName, msec.ResourceVersion, read, !msec.DeletionTimestamp.IsZero())
+	}()
 	r.Store()
 	if !msec.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, msec)

@@ -243,8 +243,11 @@ func (r *ManagedSecretReconciler) writeProjection(ctx context.Context, s *scope,
 		r.prove(s, created.UID, created.ResourceVersion)
 		return nil
 	}
-	if err := r.upgradeToApply(ctx, existing); err != nil {
-		return transient(v1alpha1.ReasonProjectionFailed, "taking server-side apply ownership of the projected Secret failed", err)
+	if drops(existing, desired) {
+		// Fields the create set and the apply no longer has: only an Apply owner removes them.
+		if err := r.upgradeToApply(ctx, existing); err != nil {
+			return transient(v1alpha1.ReasonProjectionFailed, "taking server-side apply ownership of the projected Secret failed", err)
+		}
 	}
 	applied := objects.SecretApplyConfig(desired)
 	if err := r.Apply(ctx, applied, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
@@ -258,6 +261,29 @@ func (r *ManagedSecretReconciler) writeProjection(ctx context.Context, s *scope,
 		r.prove(s, *applied.UID, *applied.ResourceVersion)
 	}
 	return nil
+}
+
+// drops reports whether the existing Secret has a data key, label or annotation the desired one
+// has not. Only then must the create-time ownership be upgraded before applying: an apply that
+// sets every field the Secret has takes them over by itself (a rotation changes values, not
+// keys), which saves a write.
+func drops(existing, desired *corev1.Secret) bool {
+	for k := range existing.Data {
+		if _, ok := desired.Data[k]; !ok {
+			return true
+		}
+	}
+	for k := range existing.Labels {
+		if _, ok := desired.Labels[k]; !ok {
+			return true
+		}
+	}
+	for k := range existing.Annotations {
+		if _, ok := desired.Annotations[k]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // createdElsewhere explains a create of the projected Secret that found one under its name: a

@@ -41,6 +41,8 @@ type Options struct {
 	// authorizes (get on the /metrics non-resource URL).
 	MetricsSecure bool
 	ProbeAddr     string
+	// PprofAddr serves Go's /debug/pprof (empty or "0": off), for profiling memory and CPU.
+	PprofAddr     string
 	LeaderElect   bool
 	Namespace     string
 	KeyringSecret string
@@ -235,6 +237,7 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 		Scheme:                  scheme,
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.ProbeAddr,
+		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "kube-secrets-manager.io",
 		LeaderElectionNamespace: o.Namespace,
