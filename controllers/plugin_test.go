@@ -22,6 +22,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/cli"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 )
@@ -489,8 +490,9 @@ func TestUnconfirmedPutIsIgnored(t *testing.T) {
 	}
 }
 
-// Deprecated versions beyond 100 are pruned after a change, oldest first, never one under 24 hours
-// old and never one with a label.
+// Deprecated versions beyond 100 are pruned once something says the secret is over the cap (a
+// version deprecated by the operator, or the key pass that reads them all), oldest first, never one
+// under 24 hours old and never one with a label.
 func TestDeprecatedVersionsArePrunedBeyondAHundred(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
@@ -510,15 +512,27 @@ func TestDeprecatedVersionsArePrunedBeyondAHundred(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Written behind the operator's back, so nothing deprecated them in this process: the key
-	// custodian's reading of every deprecated version finds the secret over the cap and says so.
-	r.Store().PruneDue(m.UID)
 	reconcileAt := func(at time.Time) {
 		t.Helper()
 		r.Now = func() time.Time { return at }
 		if _, err := r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: "many"}}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Written behind the operator's back, so nothing deprecated them in this process: a reconcile
+	// does not even count them (no LIST per secret) ...
+	reconcileAt(time.Now().Add(25 * time.Hour))
+	if n := len(versions(t, ns)); n != 104 {
+		t.Fatalf("%d versions; pruned before anything said they were over the cap", n)
+	}
+	// ... until the key pass, which reads every deprecated version, finds the secret over the cap.
+	primary, err := r.Keys.(envelope.PrimaryKeyer).PrimaryKeyID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPass := &KeyCustodian{Cache: k8s, Direct: k8s, Keys: r.Keys, Store: r.Store(), Namespaces: []string{ns}}
+	if _, _, _, _, err := keyPass.rewrapAll(ctx, primary, false); err != nil {
+		t.Fatal(err)
 	}
 	// All are younger than 24 hours: nothing is pruned.
 	reconcileAt(time.Now())
