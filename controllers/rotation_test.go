@@ -317,6 +317,48 @@ func TestPasswordRotationEndToEnd(t *testing.T) {
 	}
 }
 
+// A rotation Job that fails leaves AWSCURRENT where it was and the pending version for the next
+// attempt (as AWS does); the next Job finishes the rotation with that version, and the conditions
+// say so.
+func TestFailedRotationThenSuccessfulOne(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, policy(ns, "pw", v1alpha1.StrategyPassword)); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Create(ctx, rotated(ns, "app", "pw")); err != nil {
+		t.Fatal(err)
+	}
+	first := waitReady(t, ns, "app", metav1.ConditionTrue, v1alpha1.ReasonReady)
+
+	cj := cronJobOf(t, ns, "app")
+	failing := startJob(t, cj, "rot-fails")
+	_, req := material(t, ns, cj, failing)
+	finishJob(t, failing, false)
+	eventually(t, "the failure in status", func() error {
+		m := getMsec(t, ns, "app")
+		if c := rotationCondition(m, v1alpha1.ConditionRotationFailed); c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonJobFailed {
+			return fmt.Errorf("RotationFailed %+v", c)
+		}
+		if m.Status.CurrentVersionID != first.Status.CurrentVersionID || m.Status.PendingVersionID != req.ClientRequestToken {
+			return fmt.Errorf("after the failure: current %s pending %s", m.Status.CurrentVersionID, m.Status.PendingVersionID)
+		}
+		return nil
+	})
+
+	rotateOnce(t, ns, "app", "rot-succeeds", 0)
+	after := waitRotated(t, ns, "app", first.Status.CurrentVersionID)
+	if after.Status.CurrentVersionID != req.ClientRequestToken {
+		t.Fatalf("AWSCURRENT is %s, not the pending version %s the failed Job left", after.Status.CurrentVersionID, req.ClientRequestToken)
+	}
+	if c := rotationCondition(after, v1alpha1.ConditionRotationFailed); c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonRotationSucceeded {
+		t.Fatalf("RotationFailed %+v", c)
+	}
+	if c := rotationCondition(after, v1alpha1.ConditionRotating); c.Status != metav1.ConditionFalse {
+		t.Fatalf("Rotating %+v", c)
+	}
+}
+
 func readFile(t *testing.T, dir, name string) []byte {
 	t.Helper()
 	data, err := readFileErr(dir, name)
