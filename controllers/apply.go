@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/util/csaupgrade"
@@ -40,21 +41,14 @@ func (r *ManagedSecretReconciler) listSecretMeta(ctx context.Context, namespace 
 	return list.Items, nil
 }
 
-// secretMeta returns a Secret's metadata: from the cache when it carries the operator's label,
-// otherwise with one metadata-only GET (a Secret someone else made, say under a name the operator
-// needs). It returns nil when there is no such Secret.
-func (r *ManagedSecretReconciler) secretMeta(ctx context.Context, key types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
-	m := secretMetaObject()
-	err := r.Get(ctx, key, m)
-	if apierrors.IsNotFound(err) {
-		m = secretMetaObject()
-		err = r.APIReader.Get(ctx, key, m)
-	}
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
+// collidedWith reads, from the API server, the metadata of the object a create found under its
+// name. The cache holds only the operator's labelled objects, so a collision is with someone
+// else's object or with the operator's own the cache has not seen yet; nil when it is gone again.
+func (r *ManagedSecretReconciler) collidedWith(ctx context.Context, gvk schema.GroupVersionKind, key types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	if err := r.APIReader.Get(ctx, key, m); err != nil {
+		return nil, client.IgnoreNotFound(err)
 	}
 	return m, nil
 }

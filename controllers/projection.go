@@ -290,7 +290,7 @@ func drops(existing, desired *corev1.Secret) bool {
 // Secret this ManagedSecret does not control is a conflict; one it does (the cache is behind) is
 // looked at again shortly.
 func (r *ManagedSecretReconciler) createdElsewhere(ctx context.Context, s *scope, name string) *result {
-	meta, err := r.secretMeta(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name})
+	meta, err := r.collidedWith(ctx, secretGVK, types.NamespacedName{Namespace: s.msec.Namespace, Name: name})
 	if err != nil {
 		return transient(v1alpha1.ReasonProjectionFailed, "reading the target Secret failed", err)
 	}

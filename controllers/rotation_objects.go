@@ -58,8 +58,8 @@ func (r *ManagedSecretReconciler) applyCronJob(ctx context.Context, s *scope, ne
 	created.Annotations = u.GetAnnotations()
 	err = r.Create(ctx, created, client.FieldOwner(FieldManager))
 	if apierrors.IsAlreadyExists(err) {
-		// Someone else's (the cache holds only the operator's), or ours the cache has not seen yet.
-		if other, err := r.cronJobMeta(ctx, s.msec); err == nil && other != nil && !isControlledBy(other, s.msec) {
+		other, err := r.collidedWith(ctx, batchv1.SchemeGroupVersion.WithKind("CronJob"), client.ObjectKeyFromObject(desired))
+		if err == nil && other != nil && !isControlledBy(other, s.msec) {
 			return nil, refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("CronJob %s exists and is not controlled by this ManagedSecret; it is left alone: delete it or rename the ManagedSecret", desired.Name)}
 		}
 		return nil, refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("CronJob %s appeared while it was being created; checking who owns it", desired.Name)}
@@ -105,30 +105,6 @@ func (r *ManagedSecretReconciler) cachedCronJob(ctx context.Context, msec *v1alp
 		return nil, client.IgnoreNotFound(err)
 	}
 	return cj, nil
-}
-
-// cronJobMeta returns the CronJob under the ManagedSecret's CronJob name: from the cache when it
-// carries the operator's label, otherwise with one metadata-only GET; nil when there is none.
-func (r *ManagedSecretReconciler) cronJobMeta(ctx context.Context, msec *v1alpha1.ManagedSecret) (client.Object, error) {
-	key := types.NamespacedName{Namespace: msec.Namespace, Name: cronJobName(msec)}
-	cj := &batchv1.CronJob{}
-	err := r.Get(ctx, key, cj)
-	if err == nil {
-		return cj, nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return nil, err
-	}
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("CronJob"))
-	err = r.APIReader.Get(ctx, key, m)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // handleRotateRequest turns a new rotate-requested-at annotation into a Job made from the
@@ -246,7 +222,8 @@ func (r *ManagedSecretReconciler) applyMaterial(ctx context.Context, s *scope, p
 	// makes the create fail instead of being taken over.
 	err = r.Create(ctx, desired, client.FieldOwner(FieldManager))
 	if apierrors.IsAlreadyExists(err) {
-		if other, err := r.secretMeta(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: name}); err == nil && other != nil && !isControlledBy(other, s.msec) {
+		other, err := r.collidedWith(ctx, secretGVK, types.NamespacedName{Namespace: s.msec.Namespace, Name: name})
+		if err == nil && other != nil && !isControlledBy(other, s.msec) {
 			return foreign()
 		}
 		return refusal{v1alpha1.ReasonObjectConflict, fmt.Sprintf("Secret %s, where the rotation material goes, appeared while it was being created; checking who owns it", name)}
