@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -115,6 +116,59 @@ func TestEveryNDaysScheduleMoves(t *testing.T) {
 	suiteClock.advance(t, time.Until(afterRotation)+2*time.Hour)
 	nudge(t, ns, "app")
 	scheduledAt("schedule after a missed rotation", func(m *v1alpha1.ManagedSecret) time.Time { return afterRotation.Add(24 * time.Hour) })
+}
+
+// Every 500 days (AWS allows up to 1,000): the CronJob's one-minute schedule names a date without
+// a year, so it would fire on that date within the next year; it stays suspended until the
+// rotation is less than OneShotHorizon away, and the status says so.
+func TestRotationMoreThanAYearAwayWaitsSuspended(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	days := int32(500)
+	if err := k8s.Create(ctx, policy(ns, "rarely", v1alpha1.StrategyPassword, func(s *v1alpha1.RotationPolicySpec) {
+		s.Schedule = v1alpha1.RotationSchedule{EveryDays: &days}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	createReady(t, rotated(ns, "app", "rarely"))
+	cronJob := func(suspended bool) func() error {
+		return func() error {
+			m := getMsec(t, ns, "app")
+			if m.Status.NextRotationTime == nil {
+				return fmt.Errorf("no nextRotationTime")
+			}
+			next := m.Status.NextRotationTime.UTC()
+			if d := next.Sub(m.CreationTimestamp.Time); d < 499*24*time.Hour || d > 501*24*time.Hour {
+				return fmt.Errorf("next rotation %s after the secret's creation, want 500 days", d)
+			}
+			cj := &batchv1.CronJob{}
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: cronJobName(m)}, cj); err != nil {
+				return err
+			}
+			if s := fmt.Sprintf("%d %d %d %d *", next.Minute(), next.Hour(), next.Day(), int(next.Month())); cj.Spec.Schedule != s {
+				return fmt.Errorf("CronJob schedule %q, want %q", cj.Spec.Schedule, s)
+			}
+			if got := cj.Spec.Suspend != nil && *cj.Spec.Suspend; got != suspended {
+				return fmt.Errorf("CronJob suspended %v, want %v", got, suspended)
+			}
+			c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionRotationScheduled)
+			if c == nil || c.Status != metav1.ConditionTrue || strings.Contains(c.Message, "stays suspended until") != suspended {
+				return fmt.Errorf("RotationScheduled %+v", c)
+			}
+			return nil
+		}
+	}
+	eventually(t, "a suspended CronJob naming the date 500 days ahead", cronJob(true))
+
+	// 150 days later the rotation is 350 days away: the CronJob is let go.
+	suiteClock.advance(t, 150*24*time.Hour)
+	m := getMsec(t, ns, "app")
+	patch := client.MergeFrom(m.DeepCopy())
+	m.Annotations["example.com/touched"] = "yes" // a reconcile, as the operator's own wake-up would bring
+	if err := k8s.Patch(ctx, m, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the CronJob let go, still naming the same date", cronJob(false))
 }
 
 // The keyring is created once and reused: on a restart, by a second replica starting at the same

@@ -312,7 +312,13 @@ func (r *ManagedSecretReconciler) schedule(ctx context.Context, s *scope) (time.
 	s.rot.update.NextRotationTime = &next
 	suspended := policy.Spec.Suspend != nil && *policy.Spec.Suspend
 	_, cancelled := s.msec.Annotations[request.AnnotationRotationCancelled]
-	cj, err := r.applyCronJob(ctx, s, next, suspended || cancelled)
+	// A rotation more than a year away: the CronJob's one-shot minute would fire on an earlier
+	// year's same date, so it waits suspended, and the operator lets it go in time.
+	release, held := sched.Hold(next, s.now)
+	if held {
+		s.wake = earliest(s.wake, release.Sub(s.now)+time.Second)
+	}
+	cj, err := r.applyCronJob(ctx, s, next, suspended || cancelled || held)
 	if err != nil {
 		return 0, s.refuseOr(err)
 	}
@@ -332,8 +338,11 @@ func (r *ManagedSecretReconciler) schedule(ctx context.Context, s *scope) (time.
 		s.setRotationCondition(v1alpha1.ConditionRotationOverdue, false, v1alpha1.ReasonSuspended,
 			fmt.Sprintf("RotationPolicy %s is suspended", policy.Name))
 	default:
-		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, true, v1alpha1.ReasonScheduled,
-			fmt.Sprintf("CronJob %s rotates with RotationPolicy %s (%s); next rotation at %s", cj.Name, policy.Name, policy.Spec.Strategy, next.UTC().Format(time.RFC3339)))
+		msg := fmt.Sprintf("CronJob %s rotates with RotationPolicy %s (%s); next rotation at %s", cj.Name, policy.Name, policy.Spec.Strategy, next.UTC().Format(time.RFC3339))
+		if held {
+			msg += fmt.Sprintf(" (the CronJob stays suspended until %s, as its schedule names a date without a year)", release.UTC().Format(time.RFC3339))
+		}
+		s.setRotationCondition(v1alpha1.ConditionRotationScheduled, true, v1alpha1.ReasonScheduled, msg)
 	}
 	wake := earliest(s.checkOverdue(last, suspended), s.checkStale())
 	if err := r.handleRotateRequest(ctx, s, cj, suspended); err != nil {

@@ -187,6 +187,24 @@ func (s *Schedule) intervalNext(last, now time.Time, interval, retry time.Durati
 	return time.Unix(due.Unix()+n*step, 0).UTC()
 }
 
+// OneShotHorizon is how far ahead a one-shot CronJob schedule may name its minute. That schedule
+// (minute, hour, day and month, no year) recurs every year, so for a rotation more than a year
+// away (everyDays or rate(N days) up to AWS's 1,000) it would fire a year or more early, on an
+// earlier year's same date. Kept well under a year, so that the earlier date has passed by more
+// than any window (24 h at most) when the CronJob is let go, and its controller does not start it
+// late as a missed run.
+const OneShotHorizon = 360 * Day
+
+// Hold reports whether the CronJob must stay suspended because its one-shot schedule names a
+// rotation more than OneShotHorizon away, and until when: from then on it fires only at next.
+func (s *Schedule) Hold(next, now time.Time) (until time.Time, hold bool) {
+	if s.cron != nil || (s.aws != nil && s.aws.k8s != "") {
+		return time.Time{}, false // a recurring schedule, passed through
+	}
+	until = next.Add(-OneShotHorizon)
+	return until, now.Before(until)
+}
+
 // CronJobSchedule is the schedule and time zone for the CronJob that runs the rotations. A cron
 // policy is passed through. An AWS cron() expression that five Kubernetes cron fields express
 // exactly (no L for the last day of the month, no xL, no x#n) is translated: day-of-week 1-7
@@ -194,7 +212,8 @@ func (s *Schedule) intervalNext(last, now time.Time, interval, retry time.Durati
 // days, rate(), and the other cron() expressions become the single minute of the next rotation (in
 // UTC), which the operator moves after each rotation, so the CronJob fires exactly at Next. (A
 // one-shot minute recurs every year, so it is exact only while next is less than a year after the
-// CronJob last fired; Parse refuses cron() expressions whose rotations can be further apart.)
+// CronJob last fired: Hold keeps the CronJob suspended until then; Parse refuses cron()
+// expressions whose rotations can be further apart.)
 func (s *Schedule) CronJobSchedule(next time.Time) (schedule, timeZone string) {
 	if s.aws != nil && s.aws.k8s != "" {
 		return s.aws.k8s, "Etc/UTC"

@@ -113,3 +113,38 @@ func TestWindowAndCronJobSchedule(t *testing.T) {
 		t.Fatalf("cronjob schedule %q %q", sched, tz)
 	}
 }
+
+// A one-shot CronJob schedule recurs every year: a rotation more than OneShotHorizon away keeps
+// the CronJob suspended until OneShotHorizon before it, or it would fire a year early.
+func TestHoldFarRotations(t *testing.T) {
+	now := at("2026-12-01T08:15:00Z")
+	cases := []struct {
+		name string
+		spec Spec
+		next time.Time
+		hold bool
+	}{
+		{"everyDays 30", Spec{EveryDays: 30}, now.Add(30 * Day), false},
+		{"everyDays 365", Spec{EveryDays: 365}, now.Add(365 * Day), true},
+		{"everyDays 500", Spec{EveryDays: 500}, now.Add(500 * Day), true},
+		{"everyDays 1000", Spec{EveryDays: 1000}, now.Add(1000 * Day), true},
+		{"everyDays 500, nearly due", Spec{EveryDays: 500}, now.Add(100 * Day), false},
+		{"everyDays 500, exactly at the horizon", Spec{EveryDays: 500}, now.Add(OneShotHorizon), false},
+		{"rate(400 days)", Spec{Expression: "rate(400 days)"}, now.Add(400 * Day), true},
+		{"a recurring cron", Spec{Cron: "0 4 * * 1"}, now.Add(500 * Day), false},
+		{"an AWS cron passed through", Spec{Expression: "cron(0 4 * * ? *)"}, now.Add(500 * Day), false},
+	}
+	for _, c := range cases {
+		s, err := Parse(c.spec)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		until, hold := s.Hold(c.next, now)
+		if hold != c.hold {
+			t.Errorf("%s: hold %v, want %v", c.name, hold, c.hold)
+		}
+		if hold && !until.Equal(c.next.Add(-OneShotHorizon)) {
+			t.Errorf("%s: held until %s, want %s", c.name, until, c.next.Add(-OneShotHorizon))
+		}
+	}
+}
