@@ -581,6 +581,60 @@ func TestAPIStaticAccessKeys(t *testing.T) {
 	})
 }
 
+// Credentials end with their ServiceAccount, whatever RoleBindings still name it: a web-identity
+// session of a deleted ServiceAccount is refused, and stays refused when one of the same name is
+// made again (the session was issued to the old UID); so is a static access key acting as a
+// deleted ServiceAccount. The attacker holds credentials taken from a pod before the
+// ServiceAccount was deleted.
+func TestAPICredentialsEndWithTheirServiceAccount(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	apiServiceAccount(t, ns, "app", "secretsmanager-writer")
+	apiServiceAccount(t, ns, "ci", "secretsmanager-writer")
+	session := webIdentityClient(t, ns, "app")
+	id, secret := accessKeyFor(t, ns, "ci-key", "ci")
+	static := staticClient(t, id, secret)
+	must(session.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("db"), SecretString: aws.String(canaryPrefix + "api-sa-gone-1")}))(t)
+	for _, c := range []*secretsmanager.Client{session, static} {
+		must(c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("db")}))(t)
+	}
+
+	deleteSA := func(name string) {
+		t.Helper()
+		if err := k8s.Delete(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refused := func(c *secretsmanager.Client, secretID string) func() error {
+		return func() error {
+			_, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
+			var ae smithy.APIError
+			if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDeniedException" {
+				return fmt.Errorf("answered %v", err)
+			}
+			return nil
+		}
+	}
+	deleteSA("app")
+	deleteSA("ci")
+	eventually(t, "the session of a deleted ServiceAccount refused", refused(session, "db"))
+	eventually(t, "the access key of a deleted ServiceAccount refused", refused(static, "db"))
+
+	// The same name again: the old session is still refused (asked about another name, which no
+	// earlier answer covers), while a session of the new ServiceAccount works.
+	if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := refused(session, "missing")(); err != nil {
+		t.Fatalf("the old session after its ServiceAccount was made again: %v", err)
+	}
+	_, err := webIdentityClient(t, ns, "app").GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("missing")})
+	wantAPIError(t, err, "ResourceNotFoundException", "")
+	if g := must(webIdentityClient(t, ns, "app").GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("db")}))(t); aws.ToString(g.SecretString) != canaryPrefix+"api-sa-gone-1" {
+		t.Fatal("the new ServiceAccount's session read another value")
+	}
+}
+
 // A secret made with YAML is rotated through the API: RotateSecret attaches a RotationPolicy
 // and starts a rotation (the four steps run in the rotation pod), the SDK sees the new
 // AWSCURRENT, and CancelRotateSecret turns rotation off, as DescribeSecret reports.

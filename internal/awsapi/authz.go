@@ -7,6 +7,10 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
@@ -71,6 +75,14 @@ func (a *Authorizer) Allowed(ctx context.Context, id Identity, acc Access, name 
 		return d.allowed, nil
 	}
 	a.mu.Unlock()
+	live, err := a.serviceAccountLive(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if !live {
+		a.remember(key, false, now)
+		return false, nil
+	}
 	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 		User: id.User(), UID: id.UID, Groups: id.Groups(),
 		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: id.Namespace, Verb: acc.Verb,
@@ -79,6 +91,11 @@ func (a *Authorizer) Allowed(ctx context.Context, id Identity, acc Access, name 
 	if err := a.Client.Create(ctx, sar); err != nil {
 		return false, err
 	}
+	a.remember(key, sar.Status.Allowed, now)
+	return sar.Status.Allowed, nil
+}
+
+func (a *Authorizer) remember(key string, allowed bool, now time.Time) {
 	ttl := a.TTL
 	if ttl == 0 {
 		ttl = 10 * time.Second
@@ -87,7 +104,23 @@ func (a *Authorizer) Allowed(ctx context.Context, id Identity, acc Access, name 
 	if a.cache == nil || len(a.cache) >= maxDecisions {
 		a.cache = map[string]decision{}
 	}
-	a.cache[key] = decision{allowed: sar.Status.Allowed, until: now.Add(ttl)}
+	a.cache[key] = decision{allowed: allowed, until: now.Add(ttl)}
 	a.mu.Unlock()
-	return sar.Status.Allowed, nil
+}
+
+// serviceAccountLive reports whether the identity's ServiceAccount still exists, and for a
+// web-identity session the very one it was issued to (its UID): credentials of a deleted (or
+// deleted and re-created) ServiceAccount are refused, as Kubernetes refuses its tokens and AWS
+// refuses a deleted role's sessions, whatever RoleBindings still name it.
+func (a *Authorizer) serviceAccountLive(ctx context.Context, id Identity) (bool, error) {
+	sa := &metav1.PartialObjectMetadata{}
+	sa.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
+	err := a.Client.Get(ctx, types.NamespacedName{Namespace: id.Namespace, Name: id.ServiceAccount}, sa)
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return sa.DeletionTimestamp.IsZero() && (id.UID == "" || string(sa.UID) == id.UID), nil
 }
