@@ -16,8 +16,11 @@ import (
 // new UID, with its stable id (the annotation kube-secrets-manager.io/secret-id, the UID it was
 // created with) and its versions, labelled and owned for that old UID. Versions bound with binding
 // v2 name the stable id, not the UID, so they open; the operator adopts what a restore brought
-// back for this secret: same namespace and name, labelled for its stable id, and owned by that old
-// UID or by nothing (a restore that strips owner references). Nothing else is ever adopted.
+// back for this secret: same namespace and name, labelled for its stable id, and owned by the
+// ManagedSecret of that old UID and the same name, or by nothing (a restore that strips owner
+// references). Nothing else is ever adopted: an object another live ManagedSecret controls is
+// not, whatever id this one carries (the annotation is only as trustworthy as whoever may patch
+// it; the chart's admission policy also keeps it from being changed).
 
 // restored reports whether the ManagedSecret came back from a backup.
 func restored(msec *v1alpha1.ManagedSecret) bool {
@@ -31,7 +34,7 @@ func adoptableByRestore(obj metav1.Object, msec *v1alpha1.ManagedSecret) bool {
 		return false
 	}
 	c := metav1.GetControllerOfNoCopy(obj)
-	return c == nil || string(c.UID) == id
+	return c == nil || (string(c.UID) == id && c.Kind == "ManagedSecret" && c.Name == msec.Name)
 }
 
 // adopt relabels and re-owns an object for msec, under its resourceVersion.

@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -631,6 +633,95 @@ func TestForeignObjectsUnderOurNamesAreLeftAlone(t *testing.T) {
 		return nil
 	})
 	unchanged(&corev1.Secret{ObjectMeta: foreignMaterial.ObjectMeta}, foreignMaterial.ResourceVersion)
+}
+
+// Someone who may patch one ManagedSecret (RBAC resourceNames) cannot reach another through the
+// stable id: pointing their secret's id at the victim's (and their target at the victim's
+// projected Secret) would have made their secret look restored and adopt the victim's Secret,
+// overwriting it with their value. The id cannot be changed once set (removing it, to start a
+// restored secret over with a new value, still works), and the operator adopts only objects a
+// ManagedSecret of the same name left behind.
+func TestStableIDCannotBorrowAnotherSecret(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	victim := createReady(t, generated(ns, "victim"))
+	mine := createReady(t, generated(ns, "mine"))
+	projected := &corev1.Secret{}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: targetName(victim)}, projected); err != nil {
+		t.Fatal(err)
+	}
+	mallory := tenantClient(t, ns, "mallory", rbacv1.PolicyRule{APIGroups: []string{ksmGroup}, Resources: []string{"managedsecrets"},
+		ResourceNames: []string{"mine"}, Verbs: []string{"get", "patch"}}, rule("", "secrets", "create"))
+	borrow := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}},"spec":{"target":{"name":%q}}}`, v1alpha1.AnnotationSecretID, victim.UID, targetName(victim))
+	err := mallory.Patch(ctx, mine.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(borrow)))
+	if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "secret-id") {
+		t.Fatalf("pointing the stable id at another secret: %v", err)
+	}
+	// Removing the id is allowed (the operator sets it to the UID again); setting another then is not.
+	drop := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, v1alpha1.AnnotationSecretID)
+	if err := mallory.Patch(ctx, mine.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(drop))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the id set to the UID again", func() error {
+		if m := getMsec(t, ns, "mine"); m.Annotations[v1alpha1.AnnotationSecretID] != string(m.UID) {
+			return fmt.Errorf("secret id %q", m.Annotations[v1alpha1.AnnotationSecretID])
+		}
+		return nil
+	})
+	if err := mallory.Patch(ctx, mine.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(borrow))); err == nil || !apierrors.IsInvalid(err) {
+		t.Fatalf("pointing the stable id at another secret after removing it: %v", err)
+	}
+
+	// Where the chart's admission policies are not installed the patch goes through; the operator
+	// still adopts nothing another live ManagedSecret controls, also once a value put after the
+	// change (sealed for the borrowed id) makes the secret ready to project.
+	withoutAdmissionPolicy(t, "kube-secrets-manager-secret-id")
+	eventually(t, "the patch accepted without the policy", func() error {
+		return mallory.Patch(ctx, getMsec(t, ns, "mine"), client.RawPatch(types.MergePatchType, []byte(borrow)))
+	})
+	m := getMsec(t, ns, "mine")
+	put := requestSecret(m, "ksm-request-borrow", request.Request{Op: request.OpPut, ClientRequestToken: "66666666-aaaa-bbbb-cccc-000000000006"}, []byte(`{"password":"CANARY-borrowed"}`))
+	if err := mallory.Create(ctx, put); err != nil {
+		t.Fatal(err)
+	}
+	confirmRequest(t, mallory, m, put, request.OpPut)
+	if res, _ := answerOf(t, put); !res.OK {
+		t.Fatalf("put: %+v", res)
+	}
+	eventually(t, "the victim's Secret refused as a target", func() error {
+		c := meta.FindStatusCondition(getMsec(t, ns, "mine").Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Reason != v1alpha1.ReasonTargetConflict {
+			return fmt.Errorf("Ready %+v", c)
+		}
+		return nil
+	})
+	after := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(projected), after); err != nil {
+		t.Fatal(err)
+	}
+	if !isControlledBy(after, victim) || after.ResourceVersion != projected.ResourceVersion {
+		t.Fatal("the victim's projected Secret was changed")
+	}
+}
+
+// withoutAdmissionPolicy removes the binding of one of the bundle's admission policies until the
+// test ends (as in a cluster installed without them), then puts it back.
+func withoutAdmissionPolicy(t *testing.T, name string) {
+	t.Helper()
+	ctx := context.Background()
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+	if err := k8s.Get(ctx, types.NamespacedName{Name: name}, binding); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Delete(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		restored := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: binding.Labels}, Spec: binding.Spec}
+		if err := k8s.Create(ctx, restored); err != nil {
+			t.Errorf("putting back %s: %v", name, err)
+		}
+	})
 }
 
 // 7. One value limit, AWS's, holds everywhere: the manager refuses a larger one, a request over it
