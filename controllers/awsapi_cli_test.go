@@ -284,6 +284,21 @@ func TestAWSCLIWithStaticAccessKeys(t *testing.T) {
 		t.Fatalf("describe-secret answered %+v", desc)
 	}
 
+	// get-resource-policy (which Terraform reads on every refresh) answers that there is none;
+	// put-resource-policy is refused: RBAC decides access.
+	var pol struct {
+		ARN, Name      string
+		ResourcePolicy *string
+	}
+	cli.ok(t, &pol, "secretsmanager", "get-resource-policy", "--secret-id", name)
+	if pol.ARN != created.ARN || pol.Name != name || pol.ResourcePolicy != nil {
+		t.Fatalf("get-resource-policy answered %+v", pol)
+	}
+	putPolicy := []string{"secretsmanager", "put-resource-policy", "--secret-id", name, "--resource-policy", "{}"}
+	if _, stderr, code := cli.run(t, putPolicy...); awsFailure(putPolicy, stderr, code, "InvalidRequestException") != nil {
+		t.Fatal(awsFailure(putPolicy, stderr, code, "InvalidRequestException"))
+	}
+
 	// delete-secret with a seven-day recovery window; reads are then refused.
 	before := time.Now()
 	var del struct{ ARN, Name, DeletionDate string }

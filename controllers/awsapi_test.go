@@ -534,6 +534,11 @@ func TestAPIAuthorizationFollowsRBAC(t *testing.T) {
 	}
 	_, err = nobody.ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
 	wantAPIError(t, err, "AccessDeniedException", "")
+	_, err = nobody.GetResourcePolicy(ctx, &secretsmanager.GetResourcePolicyInput{SecretId: aws.String("shared")})
+	wantAPIError(t, err, "AccessDeniedException", "")
+	if p := must(reader.GetResourcePolicy(ctx, &secretsmanager.GetResourcePolicyInput{SecretId: aws.String("shared")}))(t); aws.ToString(p.ARN) != aws.ToString(created.ARN) || p.ResourcePolicy != nil {
+		t.Fatalf("GetResourcePolicy answered %+v", p)
+	}
 
 	// Another namespace's writer reaches nothing here, by name or by ARN.
 	outsider := webIdentityClient(t, other, "writer")

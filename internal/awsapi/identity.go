@@ -97,8 +97,8 @@ func (s *Server) accessKey(ctx context.Context, accessKeyID string) (string, Ide
 // serveSTS answers AssumeRoleWithWebIdentity: the web identity token must be a ServiceAccount
 // token with the API's audience (checked with a TokenReview); the credentials issued act as that
 // ServiceAccount until they expire (the request's DurationSeconds: AWS's 15 minutes to 12 hours).
-// Revoking the ServiceAccount's RBAC takes effect within the decision cache's seconds; deleting
-// the ServiceAccount does not end a session already issued (as with AWS, until it expires).
+// Revoking the ServiceAccount's RBAC, or deleting the ServiceAccount (Authorizer checks that the
+// one the session was issued to still exists), takes effect within the decision cache's seconds.
 func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request, body []byte) {
 	requestID := newRequestID()
 	in, err := awsauth.ParseAssumeRoleWithWebIdentity(body)

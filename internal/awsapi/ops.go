@@ -124,6 +124,17 @@ func (s *Server) batchGetSecretValue(ctx context.Context, id Identity, in wire.B
 	return out, nil
 }
 
+// getResourcePolicy answers that the secret has no resource policy (RBAC decides access), with
+// its ARN and name, as AWS answers for a secret without one; tools that read the policy on every
+// refresh (Terraform's aws_secretsmanager_secret) work.
+func (s *Server) getResourcePolicy(ctx context.Context, id Identity, in wire.GetResourcePolicyInput) (any, error) {
+	m, err := s.resolve(ctx, id, in.SecretID, accessRead, true)
+	if err != nil {
+		return nil, err
+	}
+	return wire.GetResourcePolicyOutput{ARN: s.arn(m), Name: objects.AWSName(m)}, nil
+}
+
 func (s *Server) describeSecret(ctx context.Context, id Identity, in wire.DescribeSecretInput) (any, error) {
 	m, err := s.resolve(ctx, id, in.SecretID, accessRead, true)
 	if err != nil {

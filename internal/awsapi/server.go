@@ -142,6 +142,8 @@ func (s *Server) dispatch(ctx context.Context, id Identity, op string, body []by
 		return s.batchGetSecretValue(ctx, id, *in)
 	case *wire.DescribeSecretInput:
 		return s.describeSecret(ctx, id, *in)
+	case *wire.GetResourcePolicyInput:
+		return s.getResourcePolicy(ctx, id, *in)
 	case *wire.ListSecretsInput:
 		return s.listSecrets(ctx, id, *in)
 	case *wire.ListSecretVersionIDsInput:

@@ -178,7 +178,7 @@ func TestParseTarget(t *testing.T) {
 			t.Errorf("ParseTarget(%q) = %v, want UnknownOperationException without message", target, err)
 		}
 	}
-	if !Supported(OpGetRandomPassword) || !Supported(OpUpdateSecretVersionStage) || Supported(OpGetResourcePolicy) || Supported(OpStopReplicationToReplica) {
+	if !Supported(OpGetRandomPassword) || !Supported(OpUpdateSecretVersionStage) || !Supported(OpGetResourcePolicy) || Supported(OpPutResourcePolicy) || Supported(OpStopReplicationToReplica) {
 		t.Error("Supported")
 	}
 	n := 0
@@ -191,8 +191,8 @@ func TestParseTarget(t *testing.T) {
 	if n+len(modelled) != 23 {
 		t.Errorf("%d operations, the model has 23", n+len(modelled))
 	}
-	e := Unsupported(OpGetResourcePolicy)
-	if e.Code != awserr.InvalidRequest || !strings.HasPrefix(e.Message, "GetResourcePolicy is not supported") {
+	e := Unsupported(OpPutResourcePolicy)
+	if e.Code != awserr.InvalidRequest || !strings.HasPrefix(e.Message, "PutResourcePolicy is not supported") {
 		t.Errorf("Unsupported = %v", e)
 	}
 }

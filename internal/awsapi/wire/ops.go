@@ -43,10 +43,11 @@ var supported = map[string]bool{
 	OpListSecretVersionIDs: true, OpCreateSecret: true, OpPutSecretValue: true, OpUpdateSecret: true,
 	OpUpdateSecretVersionStage: true, OpDeleteSecret: true, OpRestoreSecret: true, OpTagResource: true,
 	OpUntagResource: true, OpRotateSecret: true, OpCancelRotateSecret: true, OpGetRandomPassword: true,
+	OpGetResourcePolicy: true,
 }
 
 var modelled = map[string]bool{
-	OpDeleteResourcePolicy: true, OpGetResourcePolicy: true, OpPutResourcePolicy: true, OpValidateResourcePolicy: true,
+	OpDeleteResourcePolicy: true, OpPutResourcePolicy: true, OpValidateResourcePolicy: true,
 	OpRemoveRegionsFromReplication: true, OpReplicateSecretToRegions: true, OpStopReplicationToReplica: true,
 }
 
@@ -65,7 +66,8 @@ func ParseTarget(target string) (string, error) {
 func Supported(op string) bool { return supported[op] }
 
 // Unsupported is the answer to an operation of the model that the API does not implement (the
-// resource-policy and replication operations): InvalidRequestException, a type every SDK knows,
+// resource-policy operations but GetResourcePolicy, which answers that a secret has none, and the
+// replication operations): InvalidRequestException, a type every SDK knows,
 // saying so. Access is decided by Kubernetes RBAC, not by resource policies.
 func Unsupported(op string) *awserr.Error {
 	return &awserr.Error{Code: awserr.InvalidRequest,
