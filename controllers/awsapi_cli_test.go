@@ -209,6 +209,13 @@ func TestAWSCLIWithStaticAccessKeys(t *testing.T) {
 	remember(string(binValue))
 	const name = "ci/db"
 
+	// sts get-caller-identity: the key acts as its ServiceAccount.
+	var caller struct{ UserID, Account, Arn string }
+	cli.ok(t, &caller, "sts", "get-caller-identity")
+	if caller.Arn != "arn:kubernetes:iam::"+ns+":user/ci" || caller.Account != ns || !strings.HasPrefix(caller.UserID, "AIDA") {
+		t.Fatalf("get-caller-identity answered %+v", caller)
+	}
+
 	// create-secret, then put-secret-value: the new version is AWSCURRENT.
 	var created struct{ ARN, Name, VersionID string }
 	cli.ok(t, &created, "secretsmanager", "create-secret", "--name", name, "--description", "the CI database", "--secret-string", first)

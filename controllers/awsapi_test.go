@@ -586,6 +586,45 @@ func TestAPIStaticAccessKeys(t *testing.T) {
 	})
 }
 
+// STS GetCallerIdentity (what `aws sts get-caller-identity` and Terraform's provider call first)
+// answers who signed the request: a web-identity session is its assumed role, as
+// AssumeRoleWithWebIdentity answered; a static access key is its ServiceAccount, in the account of
+// the secrets' ARNs. An unsigned call, or one signed with a wrong secret, is refused.
+func TestSTSGetCallerIdentity(t *testing.T) {
+	ns := newNamespace(t)
+	ctx := context.Background()
+	apiServiceAccount(t, ns, "app")
+	apiServiceAccount(t, ns, "ci")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(saToken(t, ns, "app", apiAudience)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hc := apiHTTPClient(t)
+	stsFor := func(creds aws.CredentialsProvider) *sts.Client {
+		return sts.New(sts.Options{Region: apiRegion, BaseEndpoint: aws.String(apiEndpoint()), HTTPClient: hc, Credentials: creds, RetryMaxAttempts: 1})
+	}
+	session := stscreds.NewWebIdentityRoleProvider(stsFor(nil), apiRoleARN, stscreds.IdentityTokenFile(tokenFile), func(o *stscreds.WebIdentityRoleOptions) {
+		o.RoleSessionName = "deploy-42"
+	})
+	who := must(stsFor(aws.NewCredentialsCache(session)).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
+	if aws.ToString(who.Arn) != "arn:aws:sts::123456789012:assumed-role/app/deploy-42" || aws.ToString(who.Account) != "123456789012" ||
+		!strings.HasPrefix(aws.ToString(who.UserId), "AROA") || !strings.HasSuffix(aws.ToString(who.UserId), ":deploy-42") {
+		t.Fatalf("GetCallerIdentity of a session answered %s %s %s", aws.ToString(who.Arn), aws.ToString(who.Account), aws.ToString(who.UserId))
+	}
+
+	id, secret := accessKeyFor(t, ns, "ci-key", "ci")
+	who = must(stsFor(credentials.NewStaticCredentialsProvider(id, secret, "")).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
+	if aws.ToString(who.Arn) != "arn:kubernetes:iam::"+ns+":user/ci" || aws.ToString(who.Account) != ns || !strings.HasPrefix(aws.ToString(who.UserId), "AIDA") {
+		t.Fatalf("GetCallerIdentity of an access key answered %s %s %s", aws.ToString(who.Arn), aws.ToString(who.Account), aws.ToString(who.UserId))
+	}
+	if _, err := stsFor(credentials.NewStaticCredentialsProvider(id, secret+"x", "")).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err == nil {
+		t.Fatal("a wrong secret was accepted")
+	}
+	if _, err := stsFor(aws.AnonymousCredentials{}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err == nil {
+		t.Fatal("an unsigned call was answered")
+	}
+}
+
 // Credentials end with their ServiceAccount, whatever RoleBindings still name it: a web-identity
 // session of a deleted ServiceAccount is refused, and stays refused when one of the same name is
 // made again (the session was issued to the old UID); so is a static access key acting as a

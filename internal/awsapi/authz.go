@@ -22,7 +22,9 @@ import (
 type Identity struct {
 	Namespace      string
 	ServiceAccount string
-	UID            string
+	UID            string // a session's: the ServiceAccount's UID it was issued to
+	// RoleARN and SessionName are a session's AssumeRoleWithWebIdentity parameters.
+	RoleARN, SessionName string
 }
 
 // User is the identity's Kubernetes user name.

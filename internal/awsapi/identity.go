@@ -2,6 +2,8 @@ package awsapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"strings"
 	"sync"
@@ -35,15 +37,15 @@ type openedKey struct {
 
 // authenticate verifies the request's signature and returns who signed it: a ServiceAccount,
 // through a web-identity session (its claims) or a static access key (its AccessKey).
-func (s *Server) authenticate(r *http.Request, body []byte) (Identity, error) {
+func (s *Server) authenticate(r *http.Request, body []byte, service string) (Identity, error) {
 	var id Identity
-	opts := awsauth.VerifyOptions{Now: s.wallClock, Service: "secretsmanager", Lookup: func(accessKeyID, sessionToken string) (string, error) {
+	opts := awsauth.VerifyOptions{Now: s.wallClock, Service: service, Lookup: func(accessKeyID, sessionToken string) (string, error) {
 		if sessionToken != "" {
 			secret, c, err := awsauth.OpenSession(s.Certs.SessionKey(), accessKeyID, sessionToken, s.wallClock())
 			if err != nil {
 				return "", err
 			}
-			id = Identity{Namespace: c.Namespace, ServiceAccount: c.ServiceAccount, UID: c.UID}
+			id = Identity{Namespace: c.Namespace, ServiceAccount: c.ServiceAccount, UID: c.UID, RoleARN: c.RoleARN, SessionName: c.SessionName}
 			return secret, nil
 		}
 		secret, who, err := s.accessKey(r.Context(), accessKeyID)
@@ -101,6 +103,10 @@ func (s *Server) accessKey(ctx context.Context, accessKeyID string) (string, Ide
 // one the session was issued to still exists), takes effect within the decision cache's seconds.
 func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request, body []byte) {
 	requestID := newRequestID()
+	if awsauth.STSAction(body) == awsauth.ActionGetCallerIdentity {
+		s.serveGetCallerIdentity(w, r, body, requestID)
+		return
+	}
 	in, err := awsauth.ParseAssumeRoleWithWebIdentity(body)
 	if err != nil {
 		awsauth.WriteSTSErr(w, err, requestID)
@@ -152,4 +158,47 @@ func serviceAccountOf(review *authenticationv1.TokenReview) (string, string, boo
 func roleID(uid string) string {
 	id := strings.ToUpper(strings.ReplaceAll(uid, "-", "")) + "0000000000000000"
 	return "AROA" + id[:16]
+}
+
+// serveGetCallerIdentity answers STS's GetCallerIdentity for a signed request (service sts), as
+// STS does, with no permission needed: a session is its assumed role (the ARN
+// AssumeRoleWithWebIdentity answered with, and the role's account); an access key is an IAM-user
+// shaped ARN named after its ServiceAccount, in the account of the secrets' ARNs (by default the
+// namespace).
+func (s *Server) serveGetCallerIdentity(w http.ResponseWriter, r *http.Request, body []byte, requestID string) {
+	if err := awsauth.ParseGetCallerIdentity(body); err != nil {
+		awsauth.WriteSTSErr(w, err, requestID)
+		return
+	}
+	id, err := s.authenticate(r, body, "sts")
+	if err != nil {
+		awsauth.WriteSTSErr(w, err, requestID)
+		return
+	}
+	out := awsauth.CallerIdentity{RequestID: requestID}
+	if id.UID != "" {
+		out.Arn = awsauth.AssumedRoleARN(id.RoleARN, id.SessionName)
+		out.UserID = roleID(id.UID) + ":" + id.SessionName
+		if parts := strings.SplitN(out.Arn, ":", 6); len(parts) == 6 {
+			out.Account = parts[4]
+		}
+	} else {
+		partition, account := s.ARN.Partition, s.ARN.Account
+		if partition == "" {
+			partition = "kubernetes"
+		}
+		if account == "" {
+			account = id.Namespace
+		}
+		out.Arn = "arn:" + partition + ":iam::" + account + ":user/" + id.ServiceAccount
+		out.UserID = userID(id.Namespace, id.ServiceAccount)
+		out.Account = account
+	}
+	awsauth.WriteCallerIdentityResponse(w, out)
+}
+
+// userID is an AWS-shaped user id (AIDA and 16 characters) for an access key's ServiceAccount.
+func userID(namespace, serviceAccount string) string {
+	sum := sha256.Sum256([]byte(namespace + "/" + serviceAccount))
+	return "AIDA" + strings.ToUpper(hex.EncodeToString(sum[:8]))
 }

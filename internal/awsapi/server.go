@@ -90,7 +90,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if target == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		s.serveSTS(rec, r, body)
-		metrics.Requests.WithLabelValues(metrics.InterfaceAPI, "AssumeRoleWithWebIdentity", metrics.ResultOfStatus(rec.status)).Inc()
+		op := "AssumeRoleWithWebIdentity"
+		if awsauth.STSAction(body) == awsauth.ActionGetCallerIdentity {
+			op = awsauth.ActionGetCallerIdentity
+		}
+		metrics.Requests.WithLabelValues(metrics.InterfaceAPI, op, metrics.ResultOfStatus(rec.status)).Inc()
 		return
 	}
 	op, err := wire.ParseTarget(target)
@@ -102,7 +106,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if wire.Supported(op) {
 		opLabel = op
 	}
-	id, err := s.authenticate(r, body)
+	id, err := s.authenticate(r, body, "secretsmanager")
 	if err != nil {
 		metrics.Requests.WithLabelValues(metrics.InterfaceAPI, opLabel, metrics.ResultOfStatus(awsauth.StatusOf(err))).Inc()
 		w.Header().Set("Content-Type", wire.ContentType)

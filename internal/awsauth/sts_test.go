@@ -1,6 +1,7 @@
 package awsauth
 
 import (
+	"errors"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/awserr"
 )
 
 const testRoleARN = "arn:aws:iam::123456789012:role/billing"
@@ -192,6 +195,32 @@ func TestAssumedRoleARN(t *testing.T) {
 	} {
 		if got := AssumedRoleARN(in, "s"); got != want {
 			t.Errorf("AssumedRoleARN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestGetCallerIdentityRequests(t *testing.T) {
+	cases := []struct {
+		name, body, action, code string
+	}{
+		{"the SDK's body", "Action=GetCallerIdentity&Version=2011-06-15", ActionGetCallerIdentity, ""},
+		{"another version", "Action=GetCallerIdentity&Version=2010-01-01", ActionGetCallerIdentity, STSInvalidAction},
+		{"no version", "Action=GetCallerIdentity", ActionGetCallerIdentity, STSInvalidAction},
+		{"a repeated parameter", "Action=GetCallerIdentity&Version=2011-06-15&Version=2011-06-15", ActionGetCallerIdentity, STSValidationError},
+		{"another action", "Action=AssumeRoleWithWebIdentity&Version=2011-06-15", "AssumeRoleWithWebIdentity", STSInvalidAction},
+		{"not a form", "Action=%zz", "", STSValidationError},
+	}
+	for _, c := range cases {
+		if got := STSAction([]byte(c.body)); got != c.action {
+			t.Errorf("%s: action %q, want %q", c.name, got, c.action)
+		}
+		err := ParseGetCallerIdentity([]byte(c.body))
+		var e *awserr.Error
+		switch {
+		case c.code == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.code != "" && (!errors.As(err, &e) || e.Code != c.code):
+			t.Errorf("%s: %v, want %s", c.name, err, c.code)
 		}
 	}
 }
