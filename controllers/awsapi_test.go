@@ -428,6 +428,17 @@ func TestAPIDeleteRestoreAndTags(t *testing.T) {
 	if len(d.Tags) != 1 || aws.ToString(d.Tags[0].Key) != "env" || aws.ToString(d.Tags[0].Value) != "prod" {
 		t.Fatalf("tags after tag and untag: %+v", d.Tags)
 	}
+	// Tags keep the order they were first added in, a new value taking the key's place, as AWS.
+	must(sm.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String("svc"), Tags: []smtypes.Tag{{Key: aws.String("cost-center"), Value: aws.String("42")}}}))(t)
+	must(sm.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String("svc"), Tags: []smtypes.Tag{{Key: aws.String("env"), Value: aws.String("staging")}}}))(t)
+	d = must(sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("svc")}))(t)
+	var order []string
+	for _, tag := range d.Tags {
+		order = append(order, aws.ToString(tag.Key)+"="+aws.ToString(tag.Value))
+	}
+	if !slices.Equal(order, []string{"env=staging", "cost-center=42"}) {
+		t.Fatalf("tags in the order %v", order)
+	}
 
 	_, err = sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("svc"), RecoveryWindowInDays: aws.Int64(3)})
 	wantAPIError(t, err, "InvalidParameterException", "")

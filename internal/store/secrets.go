@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"sort"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -194,10 +193,10 @@ func Describe(m *v1alpha1.ManagedSecret, versions []v1alpha1.SecretVersion, poli
 		KmsKeyID: m.Spec.KMSKeyRef, TargetSecretName: m.Status.TargetSecretName}
 	created := m.CreationTimestamp.UTC()
 	d.CreatedDate = &created
+	// In the order the tags were first added (spec.tags keeps it), as AWS answers them.
 	for _, t := range m.Spec.Tags {
 		d.Tags = append(d.Tags, Tag{Key: t.Key, Value: t.Value})
 	}
-	sort.Slice(d.Tags, func(i, j int) bool { return d.Tags[i].Key < d.Tags[j].Key })
 	for _, v := range versions {
 		if len(v.Spec.Stages) > 0 {
 			if d.VersionIDsToStages == nil {
