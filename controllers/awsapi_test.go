@@ -704,7 +704,22 @@ func TestAPIRotateSecretRunsARotation(t *testing.T) {
 	m := createReady(t, generated(ns, "app"))
 	before := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("app")}))(t)
 
-	must(sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), RotationLambdaARN: aws.String("pw")}))(t)
+	// A function (policy) that does not exist: AccessDeniedException, and nothing is persisted.
+	_, err := sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), RotationLambdaARN: aws.String("arn:aws:lambda:local:1:function:missing")})
+	wantAPIError(t, err, "AccessDeniedException", "cannot invoke the specified Lambda function")
+	if got := getMsec(t, ns, "app"); got.Spec.Rotation != nil {
+		t.Fatalf("a refused RotateSecret attached %+v", got.Spec.Rotation)
+	}
+
+	// The new pending version gets the ClientRequestToken as its id, as in AWS; the SDK's retry of
+	// the same call starts nothing more.
+	const token = "77777777-aaaa-bbbb-cccc-000000000007"
+	for range 2 {
+		out := must(sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), RotationLambdaARN: aws.String("pw"), ClientRequestToken: aws.String(token)}))(t)
+		if aws.ToString(out.VersionId) != token {
+			t.Fatalf("RotateSecret answered VersionId %q, want the token", aws.ToString(out.VersionId))
+		}
+	}
 	if got := getMsec(t, ns, "app"); got.Spec.Rotation == nil || got.Spec.Rotation.PolicyRef.Name != "pw" {
 		t.Fatalf("RotateSecret did not attach the policy: %+v", got.Spec.Rotation)
 	}
@@ -712,6 +727,18 @@ func TestAPIRotateSecretRunsARotation(t *testing.T) {
 	if !aws.ToBool(d.RotationEnabled) || d.RotationRules == nil || aws.ToInt64(d.RotationRules.AutomaticallyAfterDays) != 30 {
 		t.Fatalf("DescribeSecret after RotateSecret: enabled %v, rules %+v", aws.ToBool(d.RotationEnabled), d.RotationRules)
 	}
+	// ListSecrets carries the same rotation fields.
+	eventually(t, "ListSecrets shows the rotation", func() error {
+		l, err := sm.ListSecrets(ctx, &secretsmanager.ListSecretsInput{})
+		if err != nil || len(l.SecretList) != 1 {
+			return fmt.Errorf("%v, %d secrets", err, len(l.SecretList))
+		}
+		e := l.SecretList[0]
+		if !aws.ToBool(e.RotationEnabled) || aws.ToString(e.RotationLambdaARN) != aws.ToString(d.RotationLambdaARN) || e.RotationRules == nil || aws.ToInt64(e.RotationRules.AutomaticallyAfterDays) != 30 {
+			return fmt.Errorf("entry: enabled %v, function %q, rules %+v", aws.ToBool(e.RotationEnabled), aws.ToString(e.RotationLambdaARN), e.RotationRules)
+		}
+		return nil
+	})
 	var job *batchv1.Job
 	eventually(t, "a rotation Job", func() error {
 		jobs := &batchv1.JobList{}
@@ -724,15 +751,27 @@ func TestAPIRotateSecretRunsARotation(t *testing.T) {
 		job = &jobs.Items[0]
 		return nil
 	})
-	dir, _ := material(t, ns, cronJobOf(t, ns, "app"), job)
+	dir, req := material(t, ns, cronJobOf(t, ns, "app"), job)
+	if req.ClientRequestToken != token {
+		t.Fatalf("the rotation's pending version is %s, want the token", req.ClientRequestToken)
+	}
+	// Another RotateSecret while this one is under way is refused, as AWS refuses it.
+	eventually(t, "a second rotation refused", func() error {
+		_, err := sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app")})
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidRequestException" || !strings.Contains(ae.ErrorMessage(), "previous rotation isn't complete") {
+			return fmt.Errorf("answered %v", err)
+		}
+		return nil
+	})
 	if code, out := runPod(t, dir, job); code != 0 {
 		t.Fatalf("rotate: %d %s", code, out)
 	}
 	finishJob(t, job, true)
 	waitRotated(t, ns, "app", m.Status.CurrentVersionID)
 	after := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("app")}))(t)
-	if aws.ToString(after.VersionId) == aws.ToString(before.VersionId) || aws.ToString(after.SecretString) == aws.ToString(before.SecretString) {
-		t.Fatal("the SDK does not see the rotated value")
+	if aws.ToString(after.VersionId) != token || aws.ToString(after.SecretString) == aws.ToString(before.SecretString) {
+		t.Fatalf("the SDK sees version %s after the rotation, want %s with a new value", aws.ToString(after.VersionId), token)
 	}
 	prev := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("app"), VersionStage: aws.String("AWSPREVIOUS")}))(t)
 	if aws.ToString(prev.VersionId) != aws.ToString(before.VersionId) {
@@ -743,14 +782,27 @@ func TestAPIRotateSecretRunsARotation(t *testing.T) {
 	}
 
 	must(sm.CancelRotateSecret(ctx, &secretsmanager.CancelRotateSecretInput{SecretId: aws.String("app")}))(t)
-	eventually(t, "rotation is off", func() error {
-		d, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")})
-		if err != nil {
-			return err
+	rotationEnabled := func(want bool) func() error {
+		return func() error {
+			d, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")})
+			if err != nil {
+				return err
+			}
+			if aws.ToBool(d.RotationEnabled) != want {
+				return fmt.Errorf("RotationEnabled is %v", aws.ToBool(d.RotationEnabled))
+			}
+			return nil
 		}
-		if aws.ToBool(d.RotationEnabled) {
-			return errors.New("RotationEnabled is still true")
-		}
-		return nil
-	})
+	}
+	eventually(t, "rotation is off", rotationEnabled(false))
+	// RotateSecret without rotating now turns scheduled rotation on again, and starts no Job.
+	out := must(sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), RotateImmediately: aws.Bool(false)}))(t)
+	if out.VersionId != nil {
+		t.Fatalf("RotateSecret without rotating answered VersionId %s", aws.ToString(out.VersionId))
+	}
+	eventually(t, "rotation is on again", rotationEnabled(true))
+	jobs := &batchv1.JobList{}
+	if err := k8s.List(ctx, jobs, client.InNamespace(ns)); err != nil || len(jobs.Items) != 1 {
+		t.Fatalf("%d Jobs (%v) after RotateSecret without rotating", len(jobs.Items), err)
+	}
 }

@@ -481,7 +481,19 @@ func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope) (s
 	if err != nil {
 		return "", store.Value{}, false, err
 	}
-	id, err = s.sec.CreatePending(ctx, pending)
+	id = requestedVersionID(s)
+	if id != "" {
+		// A deprecated version (never cached) may hold the id: then a new UUID, as for any taken id.
+		taken, err := s.sec.Find(ctx, id)
+		if err != nil {
+			pending.Clear()
+			return "", store.Value{}, false, err
+		}
+		if taken != nil {
+			id = ""
+		}
+	}
+	id, err = s.sec.CreatePending(ctx, pending, id)
 	if err != nil {
 		pending.Clear()
 		if code := awserr.CodeOf(err); code != "" {
@@ -490,6 +502,25 @@ func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope) (s
 		return "", store.Value{}, false, err
 	}
 	return id, pending, true, nil
+}
+
+// requestedVersionID is the id a rotate request (RotateSecret's ClientRequestToken) gave the Job
+// being served, when it is a valid token no version of the secret has yet; "" otherwise (a new
+// UUID).
+func requestedVersionID(s *scope) string {
+	st := s.rot.update.Status
+	for i := range s.rot.jobs {
+		j := &s.rot.jobs[i]
+		if string(j.UID) != st.ActiveJobUID {
+			continue
+		}
+		id := j.Annotations[v1alpha1.AnnotationRotateVersionID]
+		if id == "" || store.CheckToken(id) != nil || s.sec.Version(id) != nil {
+			return ""
+		}
+		return id
+	}
+	return ""
 }
 
 // pendingVersion opens the pending version a rotation already has (the one its Job was given, or

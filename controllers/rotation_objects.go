@@ -126,7 +126,7 @@ func (r *ManagedSecretReconciler) handleRotateRequest(ctx context.Context, s *sc
 			"rotation request %q: a rotation is already in progress", req)
 		return nil
 	}
-	job := objects.RotateNowJob(cj, req)
+	job := objects.RotateNowJob(cj, req, s.msec.Annotations[v1alpha1.AnnotationRotateVersionID])
 	err := r.Create(ctx, job, client.FieldOwner(FieldManager))
 	if apierrors.IsAlreadyExists(err) {
 		// Made by an earlier attempt of this reconcile, or by someone else: only a Job this

@@ -39,6 +39,11 @@ const (
 	// the value once handled.
 	AnnotationRotateRequestedAt = "kube-secrets-manager.io/rotate-requested-at"
 
+	// AnnotationRotateVersionID, set with a rotate request (RotateSecret's ClientRequestToken), is
+	// the id the rotation's pending version gets, as AWS gives it the token; without it (or when
+	// that id is taken) the pending version gets a new UUID.
+	AnnotationRotateVersionID = "kube-secrets-manager.io/rotate-version-id"
+
 	// AnnotationSecretID on a ManagedSecret is its stable id, set by the operator when it first
 	// sees the secret (the UID of that moment): versions are bound to it, and the ARN's suffix is
 	// drawn from it, so both survive a backup and restore that gives the object a new UID.

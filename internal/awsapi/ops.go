@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,6 +19,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/password"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 )
 
@@ -153,23 +155,27 @@ func (s *Server) describeSecret(ctx context.Context, id Identity, in wire.Descri
 	for _, t := range d.Tags {
 		out.Tags = append(out.Tags, wire.Tag{Key: t.Key, Value: t.Value})
 	}
-	if d.RotationPolicy != "" {
-		out.RotationLambdaARN = d.RotationPolicy
-	}
-	if r := d.RotationRules; r != nil {
-		out.RotationRules = &wire.RotationRules{}
-		if r.AutomaticallyAfterDays > 0 {
-			days := int64(r.AutomaticallyAfterDays)
-			out.RotationRules.AutomaticallyAfterDays = &days
-		}
-		if r.ScheduleExpression != "" {
-			out.RotationRules.ScheduleExpression = &r.ScheduleExpression
-		}
-		if r.Duration != "" {
-			out.RotationRules.Duration = &r.Duration
-		}
-	}
+	out.RotationLambdaARN, out.RotationRules = d.RotationPolicy, rotationRules(d.RotationRules)
 	return out, nil
+}
+
+// rotationRules is the wire form of a policy's rules (nil without a policy).
+func rotationRules(r *store.RotationRules) *wire.RotationRules {
+	if r == nil {
+		return nil
+	}
+	out := &wire.RotationRules{}
+	if r.AutomaticallyAfterDays > 0 {
+		days := int64(r.AutomaticallyAfterDays)
+		out.AutomaticallyAfterDays = &days
+	}
+	if r.ScheduleExpression != "" {
+		out.ScheduleExpression = &r.ScheduleExpression
+	}
+	if r.Duration != "" {
+		out.Duration = &r.Duration
+	}
+	return out
 }
 
 func (s *Server) policy(ctx context.Context, m *v1alpha1.ManagedSecret) *v1alpha1.RotationPolicy {
@@ -213,6 +219,9 @@ func (s *Server) listSecrets(ctx context.Context, id Identity, in wire.ListSecre
 			_, cancelled := m.Annotations[request.AnnotationRotationCancelled]
 			enabled := !cancelled
 			e.RotationEnabled = &enabled
+			// ListSecrets carries DescribeSecret's rotation fields, as AWS's does.
+			d := store.Describe(m, nil, s.policy(ctx, m))
+			e.RotationLambdaARN, e.RotationRules = d.RotationPolicy, rotationRules(d.RotationRules)
 		}
 		for _, v := range m.Status.Versions {
 			if e.SecretVersionsToStages == nil {
@@ -520,6 +529,12 @@ func mergeTags(have []v1alpha1.Tag, add []wire.Tag) ([]v1alpha1.Tag, error) {
 	return out, nil
 }
 
+// rotateSecret follows AWS's RotateSecret (reference §2.10, §3.3): RotationLambdaARN names the
+// RotationPolicy (by its last segment); a rotation already under way is refused unless this is a
+// retry of the call that started it (same ClientRequestToken); a policy that does not exist is
+// AccessDeniedException and nothing is persisted; the rotation started now gives its pending
+// version the token as id, which the answer's VersionId names. RotateImmediately false turns
+// scheduled rotation on (again, after CancelRotateSecret) without rotating.
 func (s *Server) rotateSecret(ctx context.Context, id Identity, in wire.RotateSecretInput) (any, error) {
 	if err := in.CheckToken(); err != nil {
 		return nil, err
@@ -534,24 +549,59 @@ func (s *Server) rotateSecret(ctx context.Context, id Identity, in wire.RotateSe
 	if in.RotationRules != nil {
 		return nil, awserr.New(awserr.InvalidParameter, "RotationRules are set on the RotationPolicy the secret names (spec.rotation.policyRef), which many secrets may share; pass RotationLambdaARN with the policy's name to attach one")
 	}
+	policyName := ""
+	if m.Spec.Rotation != nil {
+		policyName = m.Spec.Rotation.PolicyRef.Name
+	}
 	if arn := deref(in.RotationLambdaARN); arn != "" {
-		name := arn[strings.LastIndexAny(arn, ":/")+1:]
-		patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"rotation": map[string]any{"policyRef": map[string]string{"name": name}}}})
+		policyName = arn[strings.LastIndexAny(arn, ":/")+1:]
+	}
+	if policyName == "" {
+		return nil, awserr.New(awserr.InvalidRequest, "No Lambda rotation function ARN is associated with this secret.")
+	}
+	token := deref(in.ClientRequestToken)
+	immediately := in.RotateImmediatelyOrDefault()
+	out := wire.RotateSecretOutput{ARN: s.arn(m), Name: objects.AWSName(m)}
+	if immediately {
+		out.VersionID = token
+	}
+	sec, err := s.Store.Load(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if pending := sec.Holder(stages.Pending); pending != "" && pending != sec.Holder(stages.Current) {
+		if pending == token {
+			return out, nil // a retry of the call that started this rotation
+		}
+		return nil, awserr.New(awserr.InvalidRequest, "A previous rotation isn't complete. That rotation will be reattempted.")
+	}
+	if immediately && (m.Annotations[v1alpha1.AnnotationRotateVersionID] == token || sec.Version(token) != nil) {
+		return out, nil // a retry of a call already made: no second rotation
+	}
+	if err := s.Cache.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: policyName}, &v1alpha1.RotationPolicy{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, awserr.New(awserr.AccessDenied, "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com.")
+		}
+		return nil, err
+	}
+	if m.Spec.Rotation == nil || m.Spec.Rotation.PolicyRef.Name != policyName {
+		patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"rotation": map[string]any{"policyRef": map[string]string{"name": policyName}}}})
 		if err := s.Direct.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch), client.FieldOwner("kube-secrets-manager-api")); err != nil {
 			return nil, kubeErr(err)
 		}
 		s.settle(ctx, m)
-		m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: name}}
+		m.Spec.Rotation = &v1alpha1.RotationSpec{PolicyRef: v1alpha1.LocalObjectReference{Name: policyName}}
 	}
-	if m.Spec.Rotation == nil {
-		return nil, awserr.New(awserr.InvalidRequest, "No Lambda rotation function ARN is associated with this secret.")
+	lc := store.Lifecycle{Client: s.Direct, Now: s.Now}
+	if immediately {
+		_, _, err = lc.Rotate(ctx, m.Namespace, m.Name, token)
+	} else {
+		err = lc.EnableRotation(ctx, m)
 	}
-	if in.RotateImmediatelyOrDefault() {
-		if _, _, err := (store.Lifecycle{Client: s.Direct, Now: s.Now}).Rotate(ctx, m.Namespace, m.Name); err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
 	}
-	return wire.RotateSecretOutput{ARN: s.arn(m), Name: objects.AWSName(m)}, nil
+	return out, nil
 }
 
 func (s *Server) cancelRotateSecret(ctx context.Context, id Identity, in wire.CancelRotateSecretInput) (any, error) {

@@ -401,7 +401,7 @@ Prints a line (or ARN, Name and RotationRequestedAt with -o json|yaml).` + seeEx
 		if err != nil {
 			return err
 		}
-		msec, now, err := s.lifecycle().Rotate(ctx, s.ns, name)
+		msec, now, err := s.lifecycle().Rotate(ctx, s.ns, name, "")
 		if err != nil {
 			return s.kubeErr(err)
 		}

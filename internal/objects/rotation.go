@@ -130,12 +130,15 @@ func CronJob(in CronJobInput) *batchv1.CronJob {
 // RotateNowJob is the Job a rotate-now request makes from the CronJob's template (as `kubectl
 // create job --from=cronjob/...` does), controlled by that CronJob; its name is drawn from the
 // request, so a retry finds the same Job.
-func RotateNowJob(cj *batchv1.CronJob, request string) *batchv1.Job {
+func RotateNowJob(cj *batchv1.CronJob, request, versionID string) *batchv1.Job {
 	sum := sha256.Sum256([]byte(request))
 	yes := true
 	annotations := map[string]string{"cronjob.kubernetes.io/instantiate": "manual"}
 	for k, v := range cj.Spec.JobTemplate.Annotations {
 		annotations[k] = v
+	}
+	if versionID != "" {
+		annotations[v1alpha1.AnnotationRotateVersionID] = versionID
 	}
 	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{

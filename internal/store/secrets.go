@@ -115,8 +115,9 @@ func (l Lifecycle) Restore(ctx context.Context, namespace, name string) (*v1alph
 }
 
 // Rotate is RotateSecret: a rotation now (the rotate-requested-at annotation, which starts one
-// Job), and scheduled rotation on again after a cancellation. It returns the request's stamp.
-func (l Lifecycle) Rotate(ctx context.Context, namespace, name string) (*v1alpha1.ManagedSecret, string, error) {
+// Job), and scheduled rotation on again after a cancellation. versionID, when not "", is the id
+// the rotation's pending version gets (AWS's ClientRequestToken). It returns the request's stamp.
+func (l Lifecycle) Rotate(ctx context.Context, namespace, name, versionID string) (*v1alpha1.ManagedSecret, string, error) {
 	m, err := l.Get(ctx, namespace, name, false)
 	if err != nil {
 		return nil, "", err
@@ -124,9 +125,27 @@ func (l Lifecycle) Rotate(ctx context.Context, namespace, name string) (*v1alpha
 	if m.Spec.Rotation == nil {
 		return nil, "", awserr.New(awserr.InvalidRequest, "No rotation is configured for this secret: set spec.rotation.policyRef to a RotationPolicy first.")
 	}
+	if versionID != "" && m.Annotations[v1alpha1.AnnotationRotateVersionID] == versionID {
+		// A retry of the request already made (read fresh: the caller's cache may lag behind it).
+		return m, m.Annotations[v1alpha1.AnnotationRotateRequestedAt], nil
+	}
 	stamp := l.now().UTC().Format(time.RFC3339Nano)
-	err = l.annotate(ctx, m, map[string]any{v1alpha1.AnnotationRotateRequestedAt: stamp, request.AnnotationRotationCancelled: nil})
+	var id any // removed: a request without one must not reuse an earlier request's id
+	if versionID != "" {
+		id = versionID
+	}
+	err = l.annotate(ctx, m, map[string]any{v1alpha1.AnnotationRotateRequestedAt: stamp, v1alpha1.AnnotationRotateVersionID: id,
+		request.AnnotationRotationCancelled: nil})
 	return m, stamp, err
+}
+
+// EnableRotation turns scheduled rotation on again after a cancellation (RotateSecret with
+// RotateImmediately false); a no-op when it is on.
+func (l Lifecycle) EnableRotation(ctx context.Context, m *v1alpha1.ManagedSecret) error {
+	if _, cancelled := m.Annotations[request.AnnotationRotationCancelled]; !cancelled {
+		return nil
+	}
+	return l.annotate(ctx, m, map[string]any{request.AnnotationRotationCancelled: nil})
 }
 
 // CancelRotation is CancelRotateSecret: scheduled rotation off, a rotation in progress cancelled;

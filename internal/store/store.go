@@ -276,11 +276,14 @@ func (s *Secret) Put(ctx context.Context, in PutInput) (PutOutput, error) {
 // CreatePending is rotation's createSecret: a new version holding only AWSPENDING, with a fresh
 // id. AWSPENDING leaves whatever version held it, as PutSecretValue does (also when that version
 // holds AWSCURRENT).
-func (s *Secret) CreatePending(ctx context.Context, val Value) (string, error) {
+// id is the version's id (a rotate request's ClientRequestToken), or "" for a new UUID.
+func (s *Secret) CreatePending(ctx context.Context, val Value, id string) (string, error) {
 	if err := s.checkValue(val); err != nil {
 		return "", err
 	}
-	id := uuid.NewString()
+	if id == "" {
+		id = uuid.NewString()
+	}
 	final, err := s.Labels().Put(id, []string{stages.Pending})
 	if err != nil {
 		return "", labelError(err)

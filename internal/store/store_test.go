@@ -106,7 +106,7 @@ func TestPutLabels(t *testing.T) {
 		}, map[string]string{v1: "AWSCURRENT", v2: "three", v3: "four,one,two"}},
 		{"a new AWSPENDING takes it off the AWSCURRENT version", func(t *testing.T, s *Secret) {
 			mustPut(t, s, v1, "a", "AWSCURRENT", "AWSPENDING")
-			if _, err := s.CreatePending(ctx, str("b")); err != nil {
+			if _, err := s.CreatePending(ctx, str("b"), ""); err != nil {
 				t.Fatal(err)
 			}
 		}, map[string]string{v1: "AWSCURRENT", "pending": "AWSPENDING"}},
@@ -294,7 +294,7 @@ func TestFinishAndInterruptedWrites(t *testing.T) {
 	st, owner := newSecret(t)
 	s := load(t, st, owner)
 	mustPut(t, s, v1, "a")
-	pending, err := s.CreatePending(ctx, str("b"))
+	pending, err := s.CreatePending(ctx, str("b"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
