@@ -634,6 +634,18 @@ func TestSTSGetCallerIdentity(t *testing.T) {
 	if _, err := stsFor(aws.AnonymousCredentials{}).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err == nil {
 		t.Fatal("an unsigned call was answered")
 	}
+	// The key of a ServiceAccount that is gone answers for nobody.
+	if err := k8s.Delete(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "GetCallerIdentity refused once the ServiceAccount is gone", func() error {
+		_, err := stsFor(credentials.NewStaticCredentialsProvider(id, secret, "")).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidClientTokenId" {
+			return fmt.Errorf("answered %v", err)
+		}
+		return nil
+	})
 }
 
 // Credentials end with their ServiceAccount, whatever RoleBindings still name it: a web-identity

@@ -53,6 +53,7 @@ type Authorizer struct {
 
 	mu    sync.Mutex
 	cache map[string]decision
+	live  map[string]decision // ServiceAccounts found (or not) by serviceAccountLive
 }
 
 type decision struct {
@@ -77,7 +78,7 @@ func (a *Authorizer) Allowed(ctx context.Context, id Identity, acc Access, name 
 		return d.allowed, nil
 	}
 	a.mu.Unlock()
-	live, err := a.serviceAccountLive(ctx, id)
+	live, err := a.Live(ctx, id)
 	if err != nil {
 		return false, err
 	}
@@ -98,16 +99,46 @@ func (a *Authorizer) Allowed(ctx context.Context, id Identity, acc Access, name 
 }
 
 func (a *Authorizer) remember(key string, allowed bool, now time.Time) {
+	a.mu.Lock()
+	a.cache = a.put(a.cache, key, allowed, now)
+	a.mu.Unlock()
+}
+
+// put records an answer for the TTL in m (made, or started over when full), under a.mu.
+func (a *Authorizer) put(m map[string]decision, key string, yes bool, now time.Time) map[string]decision {
 	ttl := a.TTL
 	if ttl == 0 {
 		ttl = 10 * time.Second
 	}
-	a.mu.Lock()
-	if a.cache == nil || len(a.cache) >= maxDecisions {
-		a.cache = map[string]decision{}
+	if m == nil || len(m) >= maxDecisions {
+		m = map[string]decision{}
 	}
-	a.cache[key] = decision{allowed: allowed, until: now.Add(ttl)}
+	m[key] = decision{allowed: yes, until: now.Add(ttl)}
+	return m
+}
+
+// Live reports whether the identity's ServiceAccount still exists (serviceAccountLive), reusing
+// an answer for the TTL, so that requests naming many secrets cost one lookup.
+func (a *Authorizer) Live(ctx context.Context, id Identity) (bool, error) {
+	now := time.Now()
+	if a.Now != nil {
+		now = a.Now()
+	}
+	key := strings.Join([]string{id.Namespace, id.ServiceAccount, id.UID}, "\x00")
+	a.mu.Lock()
+	if d, ok := a.live[key]; ok && now.Before(d.until) {
+		a.mu.Unlock()
+		return d.allowed, nil
+	}
 	a.mu.Unlock()
+	live, err := a.serviceAccountLive(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	a.live = a.put(a.live, key, live, now)
+	a.mu.Unlock()
+	return live, nil
 }
 
 // serviceAccountLive reports whether the identity's ServiceAccount still exists, and for a

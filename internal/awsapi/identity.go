@@ -175,21 +175,33 @@ func (s *Server) serveGetCallerIdentity(w http.ResponseWriter, r *http.Request, 
 		awsauth.WriteSTSErr(w, err, requestID)
 		return
 	}
+	// Credentials of a ServiceAccount that is gone answer for nobody (as in every other call).
+	if live, err := s.Authz.Live(r.Context(), id); err != nil || !live {
+		if err != nil {
+			awsauth.WriteSTSError(w, http.StatusInternalServerError, "InternalFailure", "The caller could not be checked; try again.", requestID)
+			return
+		}
+		awsauth.WriteSTSError(w, http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid.", requestID)
+		return
+	}
+	partition, account := s.ARN.Partition, s.ARN.Account
+	if partition == "" {
+		partition = "kubernetes"
+	}
+	if account == "" {
+		account = id.Namespace
+	}
 	out := awsauth.CallerIdentity{RequestID: requestID}
 	if id.UID != "" {
+		// The role is the one the session was asked for (AWS_ROLE_ARN: any role-shaped ARN, it
+		// grants nothing); what the session proves is its ServiceAccount, in UserId's role id.
 		out.Arn = awsauth.AssumedRoleARN(id.RoleARN, id.SessionName)
+		if out.Arn == "" {
+			out.Arn = "arn:" + partition + ":sts::" + account + ":assumed-role/" + id.ServiceAccount + "/" + id.SessionName
+		}
 		out.UserID = roleID(id.UID) + ":" + id.SessionName
-		if parts := strings.SplitN(out.Arn, ":", 6); len(parts) == 6 {
-			out.Account = parts[4]
-		}
+		out.Account = strings.SplitN(out.Arn, ":", 6)[4]
 	} else {
-		partition, account := s.ARN.Partition, s.ARN.Account
-		if partition == "" {
-			partition = "kubernetes"
-		}
-		if account == "" {
-			account = id.Namespace
-		}
 		out.Arn = "arn:" + partition + ":iam::" + account + ":user/" + id.ServiceAccount
 		out.UserID = userID(id.Namespace, id.ServiceAccount)
 		out.Account = account
