@@ -1,11 +1,16 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +21,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -439,6 +445,15 @@ func TestAPIDeleteRestoreAndTags(t *testing.T) {
 	if !slices.Equal(order, []string{"env=staging", "cost-center=42"}) {
 		t.Fatalf("tags in the order %v", order)
 	}
+	// Once every tag is removed, Tags is [] (present), as AWS answers; a secret never tagged has none.
+	must(sm.UntagResource(ctx, &secretsmanager.UntagResourceInput{SecretId: aws.String("svc"), TagKeys: []string{"env", "cost-center"}}))(t)
+	must(sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("untagged"), SecretString: aws.String(canaryPrefix + "api-del-2")}))(t)
+	for name, want := range map[string]string{"svc": `"Tags":[]`, "untagged": ""} {
+		raw := rawDescribe(t, sm, name)
+		if (want != "") != strings.Contains(raw, `"Tags":[]`) || (want == "" && strings.Contains(raw, `"Tags"`)) {
+			t.Fatalf("DescribeSecret of %s answered %s", name, raw)
+		}
+	}
 
 	_, err = sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("svc"), RecoveryWindowInDays: aws.Int64(3)})
 	wantAPIError(t, err, "InvalidParameterException", "")
@@ -817,4 +832,36 @@ func TestAPIRotateSecretRunsARotation(t *testing.T) {
 	if err := k8s.List(ctx, jobs, client.InNamespace(ns)); err != nil || len(jobs.Items) != 1 {
 		t.Fatalf("%d Jobs (%v) after RotateSecret without rotating", len(jobs.Items), err)
 	}
+}
+
+// rawDescribe is DescribeSecret's JSON answer as the API sent it (the SDK's types cannot tell an
+// absent list from an empty one), signed with sm's credentials.
+func rawDescribe(t *testing.T, sm *secretsmanager.Client, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	creds, err := sm.Options().Credentials.Retrieve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]string{"SecretId": name})
+	req, err := http.NewRequest(http.MethodPost, apiEndpoint()+"/", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "secretsmanager.DescribeSecret")
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "secretsmanager", apiRegion, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := apiHTTPClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("DescribeSecret %s: %d %s", name, resp.StatusCode, raw)
+	}
+	return string(raw)
 }

@@ -152,6 +152,9 @@ func (s *Server) describeSecret(ctx context.Context, id Identity, in wire.Descri
 		LastRotatedDate: ts(m.Status.LastRotatedTime), LastChangedDate: ts(m.Status.LastChangedTime),
 		LastAccessedDate: ts(m.Status.LastAccessedDate), DeletedDate: deletedDate(m),
 		NextRotationDate: ts(m.Status.NextRotationTime), CreatedDate: wire.NewTimestamp(m.CreationTimestamp.Time)}
+	if m.Spec.Tags != nil {
+		out.Tags = make([]wire.Tag, 0, len(d.Tags)) // [] once tags were all removed
+	}
 	for _, t := range d.Tags {
 		out.Tags = append(out.Tags, wire.Tag{Key: t.Key, Value: t.Value})
 	}
@@ -496,11 +499,9 @@ func (s *Server) setTags(ctx context.Context, m *v1alpha1.ManagedSecret, tags []
 	for _, t := range tags {
 		list = append(list, map[string]string{"key": t.Key, "value": t.Value})
 	}
-	var v any = list
-	if len(list) == 0 {
-		v = nil
-	}
-	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"tags": v}})
+	// An empty list, not null: a secret whose tags were all removed answers Tags: [], one never
+	// tagged none, as AWS answers them.
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"tags": list}})
 	if err := s.Direct.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch), client.FieldOwner("kube-secrets-manager-api")); err != nil {
 		return kubeErr(err)
 	}

@@ -102,6 +102,9 @@ func (s *Server) allow(ctx context.Context, id Identity, acc Access, name, what 
 // facts are what ListSecrets filters and sorts on.
 func facts(m *v1alpha1.ManagedSecret) wire.SecretFacts {
 	f := wire.SecretFacts{Name: objects.AWSName(m), Description: m.Spec.Description, CreatedDate: m.CreationTimestamp.Time}
+	if m.Spec.Tags != nil {
+		f.Tags = make([]wire.Tag, 0, len(m.Spec.Tags)) // [] once tags were all removed
+	}
 	for _, t := range m.Spec.Tags {
 		f.Tags = append(f.Tags, wire.Tag{Key: t.Key, Value: t.Value})
 	}
