@@ -527,6 +527,8 @@ func TestAPIRotationOperationsAndPasswords(t *testing.T) {
 	if err == nil {
 		t.Fatal("a 5000-character password was generated")
 	}
+	_, err = sm.GetRandomPassword(ctx, &secretsmanager.GetRandomPasswordInput{PasswordLength: aws.Int64(3), RequireEachIncludedType: aws.Bool(true)})
+	wantAPIError(t, err, "InvalidParameterException", "Password length is too short based on the required types.")
 }
 
 func TestAPIAuthorizationFollowsRBAC(t *testing.T) {

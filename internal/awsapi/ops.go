@@ -3,6 +3,7 @@ package awsapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -625,6 +626,9 @@ func getRandomPassword(in wire.GetRandomPasswordInput) (any, error) {
 		p.Length = &n
 	}
 	pw, err := p.Generate()
+	if errors.Is(err, password.ErrTooShort) {
+		return nil, awserr.New(awserr.InvalidParameter, "Password length is too short based on the required types.") // AWS's words
+	}
 	if err != nil {
 		return nil, awserr.New(awserr.InvalidParameter, "%s", err)
 	}
