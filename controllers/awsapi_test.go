@@ -502,8 +502,13 @@ func TestAPIDeleteRestoreAndTags(t *testing.T) {
 		}
 		return nil
 	})
-	// A forced delete of a secret that does not exist succeeds, as AWS answers.
-	must(sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("never-was"), ForceDeleteWithoutRecovery: aws.Bool(true)}))(t)
+	// A forced delete of a secret that does not exist succeeds, as AWS answers: the name as given,
+	// an ARN, and now as the deletion date.
+	gone := must(sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("never-was"), ForceDeleteWithoutRecovery: aws.Bool(true)}))(t)
+	if aws.ToString(gone.Name) != "never-was" || !strings.HasPrefix(aws.ToString(gone.ARN), "arn:kubernetes:secretsmanager:"+apiRegion+":"+ns+":secret:never-was-") ||
+		gone.DeletionDate == nil || time.Since(*gone.DeletionDate) > time.Minute {
+		t.Fatalf("DeleteSecret of a missing secret answered %s %s %v", aws.ToString(gone.Name), aws.ToString(gone.ARN), gone.DeletionDate)
+	}
 }
 
 func TestAPIRotationOperationsAndPasswords(t *testing.T) {

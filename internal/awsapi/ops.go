@@ -444,8 +444,14 @@ func (s *Server) deleteSecret(ctx context.Context, id Identity, in wire.DeleteSe
 	}
 	m, err := s.resolve(ctx, id, in.SecretID, accessDelete, true)
 	if force && awserr.Is(err, awserr.ResourceNotFound) {
-		// A forced delete of a secret that does not exist succeeds, as AWS answers.
-		return wire.DeleteSecretOutput{Name: in.SecretID, DeletionDate: wire.NewTimestamp(s.now())}, nil
+		// A forced delete of a secret that does not exist succeeds, as AWS answers: the name as
+		// given, and an ARN (the one given, or one shaped like a new secret's).
+		arn := in.SecretID
+		if !strings.HasPrefix(arn, "arn:") {
+			arn = objects.ARN(s.ARN, &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: id.Namespace,
+				Annotations: map[string]string{v1alpha1.AnnotationAWSName: in.SecretID, v1alpha1.AnnotationSecretID: uuid.NewString()}}})
+		}
+		return wire.DeleteSecretOutput{ARN: arn, Name: in.SecretID, DeletionDate: wire.NewTimestamp(s.now())}, nil
 	}
 	if err != nil {
 		return nil, err
