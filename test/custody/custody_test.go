@@ -20,12 +20,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/controllers"
@@ -83,6 +85,33 @@ func startCluster(t *testing.T) cluster {
 	}
 	createNamespace(t, c, operatorNS)
 	return cluster{cfg: cfg, c: c, env: env}
+}
+
+// installAdmissionPolicies applies the install bundle's admission policies (dist/install.yaml,
+// the chart with its defaults), as users who install the chart or the bundle have them.
+func installAdmissionPolicies(t *testing.T, c client.Client) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "dist", "install.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, doc := range strings.Split(string(raw), "\n---") {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		if kind := u.GetKind(); kind != "ValidatingAdmissionPolicy" && kind != "ValidatingAdmissionPolicyBinding" {
+			continue
+		}
+		if err := c.Create(context.Background(), u); err != nil {
+			t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("dist/install.yaml has no admission policies; run 'make bundle'")
+	}
 }
 
 func createNamespace(t *testing.T, c client.Client, name string) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -182,8 +183,15 @@ func restore(t *testing.T, c client.Client, doc []byte, stripOwners bool) {
 // A backup (ManagedSecrets, SecretVersions and the keyring Secret as YAML, as Velero-style tools
 // keep them) restored into a fresh cluster: every version opens and each projected Secret is
 // identical. The ManagedSecrets come back under new UIDs; their versions are bound to the stable
-// id, which survives. Restored with or without owner references, in either order.
+// id, which survives. Restored with or without owner references, in either order, into a cluster
+// with the chart's admission policies (which then keep the restored id) and one without.
 func TestBackupRestoresIntoAFreshCluster(t *testing.T) {
+	for _, policies := range []bool{true, false} {
+		t.Run(fmt.Sprintf("admission policies %v", policies), func(t *testing.T) { backupAndRestore(t, policies) })
+	}
+}
+
+func backupAndRestore(t *testing.T, policies bool) {
 	ctx := context.Background()
 	src := startCluster(t)
 	stop := runManager(t, src, nil)
@@ -251,6 +259,9 @@ func TestBackupRestoresIntoAFreshCluster(t *testing.T) {
 	// A fresh cluster: the keyring first, then the ManagedSecrets (the operator waits for their
 	// versions instead of inventing values), then the versions, half of them without owners.
 	dst := startCluster(t)
+	if policies {
+		installAdmissionPolicies(t, dst.c)
+	}
 	for _, ns := range namespaces {
 		createNamespace(t, dst.c, ns)
 	}
@@ -281,6 +292,20 @@ func TestBackupRestoresIntoAFreshCluster(t *testing.T) {
 		}
 	}
 	equalProjections(t, before, projections(t, dst.c, namespaces...))
+	if policies {
+		// The restored id is what the versions open with: it can be neither changed nor removed
+		// now that versions are bound to it.
+		m := &v1alpha1.ManagedSecret{}
+		if err := dst.c.Get(ctx, types.NamespacedName{Namespace: "shop", Name: "db"}, m); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{`null`, `"` + string(m.UID) + `"`} {
+			patch := []byte(`{"metadata":{"annotations":{"` + v1alpha1.AnnotationSecretID + `":` + v + `}}}`)
+			if err := dst.c.Patch(ctx, m.DeepCopy(), client.RawPatch(types.MergePatchType, patch)); !apierrors.IsInvalid(err) {
+				t.Fatalf("setting the restored secret id to %s: %v", v, err)
+			}
+		}
+	}
 	// Every version is adopted by its restored ManagedSecret, the deprecated one included.
 	eventually(t, "every restored version adopted", 30*time.Second, func() error {
 		for _, ns := range namespaces {
