@@ -738,9 +738,29 @@ func TestAPIRotateSecretRunsARotation(t *testing.T) {
 	m := createReady(t, generated(ns, "app"))
 	before := must(sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("app")}))(t)
 
-	// A function (policy) that does not exist: AccessDeniedException, and nothing is persisted.
+	// A function (policy) that does not exist, or that the operator does not allow:
+	// AccessDeniedException, and nothing is persisted. A suspended one starts nothing.
+	if err := k8s.Create(ctx, policy(ns, "hostnet", v1alpha1.StrategyPassword, func(s *v1alpha1.RotationPolicySpec) {
+		s.Pod = &v1alpha1.RotationPodSpec{HostNetwork: true}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	if err := k8s.Create(ctx, policy(ns, "paused", v1alpha1.StrategyPassword, func(s *v1alpha1.RotationPolicySpec) { s.Suspend = &yes })); err != nil {
+		t.Fatal(err)
+	}
 	_, err := sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), RotationLambdaARN: aws.String("arn:aws:lambda:local:1:function:missing")})
 	wantAPIError(t, err, "AccessDeniedException", "cannot invoke the specified Lambda function")
+	eventually(t, "a policy the operator refuses is not invoked", func() error {
+		_, err := sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), RotationLambdaARN: aws.String("hostnet")})
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDeniedException" {
+			return fmt.Errorf("answered %v", err)
+		}
+		return nil
+	})
+	_, err = sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), RotationLambdaARN: aws.String("paused")})
+	wantAPIError(t, err, "InvalidRequestException", "suspended")
 	if got := getMsec(t, ns, "app"); got.Spec.Rotation != nil {
 		t.Fatalf("a refused RotateSecret attached %+v", got.Spec.Rotation)
 	}
@@ -757,6 +777,10 @@ func TestAPIRotateSecretRunsARotation(t *testing.T) {
 	if got := getMsec(t, ns, "app"); got.Spec.Rotation == nil || got.Spec.Rotation.PolicyRef.Name != "pw" {
 		t.Fatalf("RotateSecret did not attach the policy: %+v", got.Spec.Rotation)
 	}
+	// A second caller (another token) while that request waits for its Job is refused: one
+	// rotation at a time, and no answer names a version that will never exist.
+	_, err = sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), ClientRequestToken: aws.String("88888888-aaaa-bbbb-cccc-000000000008")})
+	wantAPIError(t, err, "InvalidRequestException", "previous rotation isn't complete")
 	d := must(sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("app")}))(t)
 	if !aws.ToBool(d.RotationEnabled) || d.RotationRules == nil || aws.ToInt64(d.RotationRules.AutomaticallyAfterDays) != 30 {
 		t.Fatalf("DescribeSecret after RotateSecret: enabled %v, rules %+v", aws.ToBool(d.RotationEnabled), d.RotationRules)

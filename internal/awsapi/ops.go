@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -583,14 +584,27 @@ func (s *Server) rotateSecret(ctx context.Context, id Identity, in wire.RotateSe
 		}
 		return nil, awserr.New(awserr.InvalidRequest, "A previous rotation isn't complete. That rotation will be reattempted.")
 	}
-	if immediately && (m.Annotations[v1alpha1.AnnotationRotateVersionID] == token || sec.Version(token) != nil) {
-		return out, nil // a retry of a call already made: no second rotation
-	}
-	if err := s.Cache.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: policyName}, &v1alpha1.RotationPolicy{}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, awserr.New(awserr.AccessDenied, "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com.")
+	if immediately {
+		done, err := sec.Find(ctx, token) // deprecated versions included
+		if err != nil {
+			return nil, err
 		}
+		if done != nil {
+			return out, nil // a retry of a call whose rotation already ran: no second rotation
+		}
+	}
+	// A policy that does not exist, or that the operator refuses (pod settings it does not allow,
+	// an invalid schedule), cannot run: AWS's answer for a function it cannot invoke, and nothing
+	// is persisted.
+	pol := &v1alpha1.RotationPolicy{}
+	if err := s.Cache.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: policyName}, pol); err != nil && !apierrors.IsNotFound(err) {
 		return nil, err
+	} else if ready := meta.FindStatusCondition(pol.Status.Conditions, v1alpha1.ConditionReady); err != nil ||
+		(ready != nil && ready.Status == metav1.ConditionFalse && ready.ObservedGeneration == pol.Generation) {
+		return nil, awserr.New(awserr.AccessDenied, "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com.")
+	}
+	if immediately && pol.Spec.Suspend != nil && *pol.Spec.Suspend {
+		return nil, awserr.New(awserr.InvalidRequest, "RotationPolicy %s is suspended: no rotation starts until it is resumed.", policyName)
 	}
 	if m.Spec.Rotation == nil || m.Spec.Rotation.PolicyRef.Name != policyName {
 		patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"rotation": map[string]any{"policyRef": map[string]string{"name": policyName}}}})

@@ -116,28 +116,59 @@ func (l Lifecycle) Restore(ctx context.Context, namespace, name string) (*v1alph
 
 // Rotate is RotateSecret: a rotation now (the rotate-requested-at annotation, which starts one
 // Job), and scheduled rotation on again after a cancellation. versionID, when not "", is the id
-// the rotation's pending version gets (AWS's ClientRequestToken). It returns the request's stamp.
+// the rotation's pending version gets (AWS's ClientRequestToken), and the request is AWS's: a
+// retry of the request already made (the same id) changes nothing, and while another request or
+// a rotation Job is under way it is refused; the check and the write are one optimistic-locked
+// step, so two requests at once cannot both be accepted. The plugin's rotate (versionID "")
+// always asks. It returns the request's stamp.
 func (l Lifecycle) Rotate(ctx context.Context, namespace, name, versionID string) (*v1alpha1.ManagedSecret, string, error) {
-	m, err := l.Get(ctx, namespace, name, false)
-	if err != nil {
-		return nil, "", err
+	for attempt := 0; ; attempt++ {
+		m, err := l.Get(ctx, namespace, name, false)
+		if err != nil {
+			return nil, "", err
+		}
+		if m.Spec.Rotation == nil {
+			return nil, "", awserr.New(awserr.InvalidRequest, "No rotation is configured for this secret: set spec.rotation.policyRef to a RotationPolicy first.")
+		}
+		if versionID != "" {
+			if m.Annotations[v1alpha1.AnnotationRotateVersionID] == versionID {
+				return m, m.Annotations[v1alpha1.AnnotationRotateRequestedAt], nil
+			}
+			if rotationUnderWay(m, l.now()) {
+				return nil, "", awserr.New(awserr.InvalidRequest, "A previous rotation isn't complete. That rotation will be reattempted.")
+			}
+		}
+		stamp := l.now().UTC().Format(time.RFC3339Nano)
+		var id any // removed: a request without one must not reuse an earlier request's id
+		if versionID != "" {
+			id = versionID
+		}
+		ann := map[string]any{v1alpha1.AnnotationRotateRequestedAt: stamp, v1alpha1.AnnotationRotateVersionID: id,
+			request.AnnotationRotationCancelled: nil}
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann, "resourceVersion": m.ResourceVersion}})
+		err = l.Client.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch))
+		if apierrors.IsConflict(err) && attempt < 3 {
+			continue // the secret changed meanwhile: look again
+		}
+		return m, stamp, err
 	}
-	if m.Spec.Rotation == nil {
-		return nil, "", awserr.New(awserr.InvalidRequest, "No rotation is configured for this secret: set spec.rotation.policyRef to a RotationPolicy first.")
-	}
-	if versionID != "" && m.Annotations[v1alpha1.AnnotationRotateVersionID] == versionID {
-		// A retry of the request already made (read fresh: the caller's cache may lag behind it).
-		return m, m.Annotations[v1alpha1.AnnotationRotateRequestedAt], nil
-	}
-	stamp := l.now().UTC().Format(time.RFC3339Nano)
-	var id any // removed: a request without one must not reuse an earlier request's id
-	if versionID != "" {
-		id = versionID
-	}
-	err = l.annotate(ctx, m, map[string]any{v1alpha1.AnnotationRotateRequestedAt: stamp, v1alpha1.AnnotationRotateVersionID: id,
-		request.AnnotationRotationCancelled: nil})
-	return m, stamp, err
 }
+
+// rotationUnderWay reports whether a rotate request awaits its Job or a rotation Job is being
+// served. Before the operator reports any rotation (a policy just attached), a request counts
+// while it is recent: an old one was left from rotation attached earlier.
+func rotationUnderWay(m *v1alpha1.ManagedSecret, now time.Time) bool {
+	req, st := m.Annotations[v1alpha1.AnnotationRotateRequestedAt], m.Status.Rotation
+	if st == nil {
+		at, err := time.Parse(time.RFC3339Nano, req)
+		return err == nil && now.Sub(at) < unhandledRequestAge
+	}
+	return (req != "" && req != st.LastHandledRequest) || st.ActiveJobUID != ""
+}
+
+// unhandledRequestAge is how long a rotate request on a secret without rotation status is taken
+// to be waiting for the operator.
+const unhandledRequestAge = 10 * time.Minute
 
 // EnableRotation turns scheduled rotation on again after a cancellation (RotateSecret with
 // RotateImmediately false); a no-op when it is on.
