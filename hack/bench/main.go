@@ -67,6 +67,7 @@ type options struct {
 	deprecatedVersions int
 	audit              bool
 	operatorArgs       []string
+	operatorEnv        []string
 	phases             map[string]bool
 }
 
@@ -115,6 +116,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.deprecatedVersions, "deprecated-versions", 100, "deprecated versions per secret in the deprecated phase")
 	fs.BoolVar(&o.audit, "audit", false, "log the operator's requests in the API server's audit log and count them by verb and resource (costs API-server CPU)")
 	extra := fs.String("operator-args", "", "extra flags for the operator, space-separated")
+	env := fs.String("operator-env", "", "extra environment of the operator alone (not the API server's or etcd's), space-separated NAME=VALUE, e.g. GOMEMLIMIT=460MiB as the chart's 512Mi limit sets it")
 	phases := fs.String("phases", strings.Join(allPhases, ","), "comma-separated phases: "+strings.Join(allPhases, ", "))
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -123,6 +125,7 @@ func parseFlags(args []string) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	o.operatorArgs = strings.Fields(*extra)
+	o.operatorEnv = strings.Fields(*env)
 	o.phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		p = strings.TrimSpace(p)

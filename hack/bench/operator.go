@@ -49,6 +49,7 @@ func startOperator(o *options, cl *cluster, logName string) (*operator, error) {
 		return nil, err
 	}
 	cmd := exec.Command(o.manager, args...)
+	cmd.Env = append(os.Environ(), o.operatorEnv...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// The operator is part of this process tree but not of its terminal's process group, so a
 	// Ctrl-C reaches the harness, which stops it in order.
