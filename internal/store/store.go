@@ -240,21 +240,10 @@ func (s *Secret) Put(ctx context.Context, in PutInput) (PutOutput, error) {
 	if err := CheckToken(in.Token); err != nil {
 		return PutOutput{}, err
 	}
-	v, err := s.Find(ctx, in.Token)
-	if err != nil {
-		return PutOutput{}, err
-	}
-	if v != nil {
-		existing, err := s.Open(ctx, v)
-		if err != nil {
-			return PutOutput{}, err
-		}
-		same := existing.Binary == in.Value.Binary && bytes.Equal(existing.Bytes, in.Value.Bytes)
-		existing.Clear()
-		if !same {
-			return PutOutput{}, awserr.New(awserr.ResourceExists, "You can't use ClientRequestToken %s because that value is already in use for a version of secret %s.", in.Token, s.arn())
-		}
-		return PutOutput{VersionID: in.Token, Stages: v.Spec.Stages}, nil
+	// A version the token names is found in the cache; one that is not cached (deprecated, or
+	// too new) is found when the create collides with it, so a new token costs no read.
+	if v := s.Version(in.Token); v != nil {
+		return s.samePut(ctx, v, in)
 	}
 	labels := in.Stages
 	if len(labels) == 0 {
@@ -267,10 +256,35 @@ func (s *Secret) Put(ctx context.Context, in PutInput) (PutOutput, error) {
 	if err != nil {
 		return PutOutput{}, labelError(err)
 	}
-	if err := s.createAndLabel(ctx, in.Token, in.Value, final); err != nil {
+	if err := s.createAndLabel(ctx, in.Token, in.Value, final); apierrors.IsAlreadyExists(err) {
+		// The create is the first write: nothing moved. The token names a version after all.
+		v, err := s.Find(ctx, in.Token)
+		if err != nil {
+			return PutOutput{}, err
+		}
+		if v == nil { // another id whose object name collides (the name carries a digest)
+			return PutOutput{}, awserr.New(awserr.ResourceExists, "You can't use ClientRequestToken %s because that value is already in use for a version of secret %s.", in.Token, s.arn())
+		}
+		return s.samePut(ctx, v, in)
+	} else if err != nil {
 		return PutOutput{}, err
 	}
 	return PutOutput{VersionID: in.Token, Stages: final[in.Token], Created: true}, nil
+}
+
+// samePut answers a PutSecretValue whose token names version v: with the same value a no-op
+// (AWS's idempotency), with another ResourceExistsException.
+func (s *Secret) samePut(ctx context.Context, v *v1alpha1.SecretVersion, in PutInput) (PutOutput, error) {
+	existing, err := s.Open(ctx, v)
+	if err != nil {
+		return PutOutput{}, err
+	}
+	same := existing.Binary == in.Value.Binary && bytes.Equal(existing.Bytes, in.Value.Bytes)
+	existing.Clear()
+	if !same {
+		return PutOutput{}, awserr.New(awserr.ResourceExists, "You can't use ClientRequestToken %s because that value is already in use for a version of secret %s.", in.Token, s.arn())
+	}
+	return PutOutput{VersionID: in.Token, Stages: v.Spec.Stages}, nil
 }
 
 // CreatePending is rotation's createSecret: a new version holding only AWSPENDING, with a fresh

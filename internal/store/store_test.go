@@ -380,3 +380,35 @@ func TestMoveOntoDeprecatedSurvivesACrash(t *testing.T) {
 		t.Fatalf("after completing the move: %v", got)
 	}
 }
+
+// A put with a new token reads nothing first (the create finds a version the cache lacks); a
+// token naming a version the cache lacks (deprecated) is still answered as AWS answers it.
+func TestPutWithANewTokenReadsNothing(t *testing.T) {
+	ctx := context.Background()
+	st, owner := newSecret(t)
+	gets := 0
+	st.APIReader = interceptor.NewClient(st.Client.(client.WithWatch), interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			gets++
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	if _, err := load(t, st, owner).Put(ctx, PutInput{Token: v1, Value: str("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if gets != 0 {
+		t.Fatalf("a put with a new token read %d objects", gets)
+	}
+	// The same token again through a Secret whose versions are not loaded (as a cache that lacks
+	// the version): the collision is sorted out with one read.
+	s := load(t, st, owner)
+	s.versions = nil
+	out, err := s.Put(ctx, PutInput{Token: v1, Value: str("a")})
+	if err != nil || out.Created || out.VersionID != v1 {
+		t.Fatalf("the repeated put: %+v, %v", out, err)
+	}
+	s.versions = nil
+	if _, err := s.Put(ctx, PutInput{Token: v1, Value: str("b")}); !awserr.Is(err, awserr.ResourceExists) {
+		t.Fatalf("the token with another value: %v", err)
+	}
+}
