@@ -4,10 +4,12 @@ import (
 	"context"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,8 +25,10 @@ import (
 // key (to hand it over without a plaintext copy in the cluster). An issued key is never changed.
 type AccessKeyReconciler struct {
 	client.Client
-	Keys envelope.KeyProvider
-	Now  func() time.Time
+	// APIReader reads the ServiceAccount's metadata (no informer on ServiceAccounts).
+	APIReader client.Reader
+	Keys      envelope.KeyProvider
+	Now       func() time.Time
 }
 
 // +kubebuilder:rbac:groups=kube-secrets-manager.io,resources=accesskeys,verbs=get;list;watch
@@ -80,7 +84,22 @@ func (r *AccessKeyReconciler) issue(ctx context.Context, ak *v1alpha1.AccessKey,
 	}
 	created := metav1.NewTime(now.UTC().Truncate(time.Second))
 	st.CreatedTime = &created
+	st.ServiceAccountUID = r.serviceAccountUID(ctx, ak)
 	return nil
+}
+
+// serviceAccountUID is the UID of the key's ServiceAccount, or "" when it cannot be read (it does
+// not exist yet, or the AWS API's read right is not installed): then the key is bound to the name.
+func (r *AccessKeyReconciler) serviceAccountUID(ctx context.Context, ak *v1alpha1.AccessKey) string {
+	if r.APIReader == nil {
+		return ""
+	}
+	sa := &metav1.PartialObjectMetadata{}
+	sa.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ak.Namespace, Name: ak.Spec.ServiceAccountName}, sa); err != nil {
+		return ""
+	}
+	return string(sa.UID)
 }
 
 // patch writes the status when it changed, with an optimistic lock: two replicas never issue two

@@ -722,6 +722,14 @@ func TestAPICredentialsEndWithTheirServiceAccount(t *testing.T) {
 	if g := must(webIdentityClient(t, ns, "app").GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("db")}))(t); aws.ToString(g.SecretString) != canaryPrefix+"api-sa-gone-1" {
 		t.Fatal("the new ServiceAccount's session read another value")
 	}
+	// An access key is bound to the ServiceAccount it was issued for, too: one made again under
+	// the same name does not revive it.
+	if err := k8s.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := refused(static, "missing")(); err != nil {
+		t.Fatalf("the old access key after its ServiceAccount was made again: %v", err)
+	}
 }
 
 // A secret made with YAML is rotated through the API: RotateSecret attaches a RotationPolicy

@@ -175,7 +175,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	if err := (&RotationPolicyReconciler{Client: mgr.GetClient(), Allow: o.RotationAllow, RotationImage: o.RotationImage}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := (&AccessKeyReconciler{Client: mgr.GetClient(), Keys: r.Keys, Now: o.Clock}).SetupWithManager(mgr); err != nil {
+	if err := (&AccessKeyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: r.Keys, Now: o.Clock}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	var certs *awsapi.Certs

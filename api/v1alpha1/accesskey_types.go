@@ -78,6 +78,11 @@ type AccessKeyStatus struct {
 	// createdTime is when the key was issued.
 	// +optional
 	CreatedTime *metav1.Time `json:"createdTime,omitempty"`
+	// serviceAccountUID is the UID of the ServiceAccount the key was issued for: calls signed with
+	// the key are refused once that ServiceAccount is gone, also when one of the same name is made
+	// again (empty for keys issued before it was recorded: then the name alone is checked).
+	// +optional
+	ServiceAccountUID string `json:"serviceAccountUID,omitempty"`
 }
 
 // AccessKey is a static access key for the AWS-compatible API, acting as a ServiceAccount.

@@ -22,7 +22,7 @@ import (
 type Identity struct {
 	Namespace      string
 	ServiceAccount string
-	UID            string // a session's: the ServiceAccount's UID it was issued to
+	UID            string // the ServiceAccount's UID a session or an access key was issued to ("" unknown)
 	// RoleARN and SessionName are a session's AssumeRoleWithWebIdentity parameters.
 	RoleARN, SessionName string
 }
@@ -118,7 +118,8 @@ func (a *Authorizer) put(m map[string]decision, key string, yes bool, now time.T
 }
 
 // Live reports whether the identity's ServiceAccount still exists (serviceAccountLive), reusing
-// an answer for the TTL, so that requests naming many secrets cost one lookup.
+// a yes for the TTL, so that requests naming many secrets cost one lookup. A no is not reused
+// (the decision cache keeps the refusal itself): a ServiceAccount made again is seen at once.
 func (a *Authorizer) Live(ctx context.Context, id Identity) (bool, error) {
 	now := time.Now()
 	if a.Now != nil {
@@ -135,16 +136,18 @@ func (a *Authorizer) Live(ctx context.Context, id Identity) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	a.mu.Lock()
-	a.live = a.put(a.live, key, live, now)
-	a.mu.Unlock()
+	if live {
+		a.mu.Lock()
+		a.live = a.put(a.live, key, true, now)
+		a.mu.Unlock()
+	}
 	return live, nil
 }
 
-// serviceAccountLive reports whether the identity's ServiceAccount still exists, and for a
-// web-identity session the very one it was issued to (its UID): credentials of a deleted (or
-// deleted and re-created) ServiceAccount are refused, as Kubernetes refuses its tokens and AWS
-// refuses a deleted role's sessions, whatever RoleBindings still name it.
+// serviceAccountLive reports whether the identity's ServiceAccount still exists, and (when the
+// identity names its UID) the very one the credentials were issued to: credentials of a deleted
+// (or deleted and re-created) ServiceAccount are refused, as Kubernetes refuses its tokens and
+// AWS refuses a deleted role's sessions, whatever RoleBindings still name it.
 func (a *Authorizer) serviceAccountLive(ctx context.Context, id Identity) (bool, error) {
 	sa := &metav1.PartialObjectMetadata{}
 	sa.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))

@@ -75,7 +75,7 @@ func (s *Server) accessKey(ctx context.Context, accessKeyID string) (string, Ide
 		return "", Identity{}, unrecognized()
 	}
 	ak := &list.Items[0]
-	id := Identity{Namespace: ak.Namespace, ServiceAccount: ak.Spec.ServiceAccountName}
+	id := Identity{Namespace: ak.Namespace, ServiceAccount: ak.Spec.ServiceAccountName, UID: ak.Status.ServiceAccountUID}
 	s.keys.mu.Lock()
 	if k, ok := s.keys.m[accessKeyID]; ok && k.resourceVersion == ak.ResourceVersion {
 		s.keys.mu.Unlock()
@@ -192,7 +192,7 @@ func (s *Server) serveGetCallerIdentity(w http.ResponseWriter, r *http.Request, 
 		account = id.Namespace
 	}
 	out := awsauth.CallerIdentity{RequestID: requestID}
-	if id.UID != "" {
+	if id.SessionName != "" {
 		// The role is the one the session was asked for (AWS_ROLE_ARN: any role-shaped ARN, it
 		// grants nothing); what the session proves is its ServiceAccount, in UserId's role id.
 		out.Arn = awsauth.AssumedRoleARN(id.RoleARN, id.SessionName)
