@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,6 +17,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/accesskeys"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 )
 
 // AccessKeyReconciler issues static access keys for the AWS-compatible API: an id, a secret
@@ -94,9 +94,8 @@ func (r *AccessKeyReconciler) serviceAccountUID(ctx context.Context, ak *v1alpha
 	if r.APIReader == nil {
 		return ""
 	}
-	sa := &metav1.PartialObjectMetadata{}
-	sa.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ak.Namespace, Name: ak.Spec.ServiceAccountName}, sa); err != nil {
+	sa, err := objects.GetMeta(ctx, r.APIReader, objects.ServiceAccountGVK, types.NamespacedName{Namespace: ak.Namespace, Name: ak.Spec.ServiceAccountName})
+	if err != nil || sa == nil {
 		return ""
 	}
 	return string(sa.UID)

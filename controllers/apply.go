@@ -45,12 +45,7 @@ func (r *ManagedSecretReconciler) listSecretMeta(ctx context.Context, namespace 
 // name. The cache holds only the operator's labelled objects, so a collision is with someone
 // else's object or with the operator's own the cache has not seen yet; nil when it is gone again.
 func (r *ManagedSecretReconciler) collidedWith(ctx context.Context, gvk schema.GroupVersionKind, key types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(gvk)
-	if err := r.APIReader.Get(ctx, key, m); err != nil {
-		return nil, client.IgnoreNotFound(err)
-	}
-	return m, nil
+	return objects.GetMeta(ctx, r.APIReader, gvk, key)
 }
 
 // cachedSecretMeta returns a Secret's metadata when the cache holds it (the Secret carries the

@@ -7,13 +7,11 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 )
 
 // Identity is who signed a request: a ServiceAccount, through a static access key or a web
@@ -67,17 +65,11 @@ const maxDecisions = 10000
 // Allowed reports whether the identity may do a on the named object (name "" for a list or
 // create) in its namespace.
 func (a *Authorizer) Allowed(ctx context.Context, id Identity, acc Access, name string) (bool, error) {
-	now := time.Now()
-	if a.Now != nil {
-		now = a.Now()
-	}
+	now := a.now()
 	key := strings.Join([]string{id.User(), id.UID, acc.Verb, acc.Resource, acc.Subresource, id.Namespace, name}, "\x00")
-	a.mu.Lock()
-	if d, ok := a.cache[key]; ok && now.Before(d.until) {
-		a.mu.Unlock()
-		return d.allowed, nil
+	if allowed, ok := a.get(&a.cache, key, now); ok {
+		return allowed, nil
 	}
-	a.mu.Unlock()
 	live, err := a.Live(ctx, id)
 	if err != nil {
 		return false, err
@@ -96,6 +88,21 @@ func (a *Authorizer) Allowed(ctx context.Context, id Identity, acc Access, name 
 	}
 	a.remember(key, sar.Status.Allowed, now)
 	return sar.Status.Allowed, nil
+}
+
+func (a *Authorizer) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// get is the answer *m holds for key, if it is still fresh (m is read under a.mu: put replaces it).
+func (a *Authorizer) get(m *map[string]decision, key string, now time.Time) (yes, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d, found := (*m)[key]
+	return d.allowed, found && now.Before(d.until)
 }
 
 func (a *Authorizer) remember(key string, allowed bool, now time.Time) {
@@ -121,17 +128,11 @@ func (a *Authorizer) put(m map[string]decision, key string, yes bool, now time.T
 // a yes for the TTL, so that requests naming many secrets cost one lookup. A no is not reused
 // (the decision cache keeps the refusal itself): a ServiceAccount made again is seen at once.
 func (a *Authorizer) Live(ctx context.Context, id Identity) (bool, error) {
-	now := time.Now()
-	if a.Now != nil {
-		now = a.Now()
-	}
+	now := a.now()
 	key := strings.Join([]string{id.Namespace, id.ServiceAccount, id.UID}, "\x00")
-	a.mu.Lock()
-	if d, ok := a.live[key]; ok && now.Before(d.until) {
-		a.mu.Unlock()
-		return d.allowed, nil
+	if live, ok := a.get(&a.live, key, now); ok {
+		return live, nil
 	}
-	a.mu.Unlock()
 	live, err := a.serviceAccountLive(ctx, id)
 	if err != nil {
 		return false, err
@@ -149,13 +150,8 @@ func (a *Authorizer) Live(ctx context.Context, id Identity) (bool, error) {
 // (or deleted and re-created) ServiceAccount are refused, as Kubernetes refuses its tokens and
 // AWS refuses a deleted role's sessions, whatever RoleBindings still name it.
 func (a *Authorizer) serviceAccountLive(ctx context.Context, id Identity) (bool, error) {
-	sa := &metav1.PartialObjectMetadata{}
-	sa.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
-	err := a.Client.Get(ctx, types.NamespacedName{Namespace: id.Namespace, Name: id.ServiceAccount}, sa)
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
+	sa, err := objects.GetMeta(ctx, a.Client, objects.ServiceAccountGVK, types.NamespacedName{Namespace: id.Namespace, Name: id.ServiceAccount})
+	if err != nil || sa == nil {
 		return false, err
 	}
 	return sa.DeletionTimestamp.IsZero() && (id.UID == "" || string(sa.UID) == id.UID), nil
