@@ -2,7 +2,6 @@ package awsauth
 
 import (
 	"encoding/xml"
-	"fmt"
 	"net/http"
 )
 
@@ -27,25 +26,11 @@ func STSAction(body []byte) string {
 // ParseGetCallerIdentity checks a GetCallerIdentity body: Action and Version 2011-06-15, each
 // once (it takes no parameters; others are ignored, as STS ignores them).
 func ParseGetCallerIdentity(body []byte) error {
-	pairs, err := parseForm(string(body))
+	params, err := queryParams(body, nil)
 	if err != nil {
-		return newErr(STSValidationError, "The request body is not valid application/x-www-form-urlencoded data.")
+		return err
 	}
-	params := map[string]string{}
-	for _, p := range pairs {
-		if _, dup := params[p[0]]; dup {
-			return newErr(STSValidationError, fmt.Sprintf("The parameter %s appears more than once.", clean(p[0], 64)))
-		}
-		params[p[0]] = p[1]
-	}
-	version := params["Version"]
-	if version == "" {
-		version = "NO_VERSION_SPECIFIED"
-	}
-	if params["Action"] != ActionGetCallerIdentity || version != STSVersion {
-		return newErr(STSInvalidAction, fmt.Sprintf("Could not find operation %s for version %s", clean(params["Action"], 64), clean(version, 32)))
-	}
-	return nil
+	return checkAction(params, ActionGetCallerIdentity)
 }
 
 // CallerIdentity is GetCallerIdentity's answer.

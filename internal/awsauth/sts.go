@@ -51,38 +51,24 @@ var roleSessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]*$`)
 // identity token is never quoted, and quoted values are cut to 256 bytes. Parameters it does not
 // know (MinimumSessionTokenSize, ...) are ignored.
 func ParseAssumeRoleWithWebIdentity(body []byte) (AssumeInput, error) {
-	pairs, err := parseForm(string(body))
-	if err != nil {
-		return AssumeInput{}, newErr(STSValidationError, "The request body is not valid application/x-www-form-urlencoded data.")
-	}
-	params := map[string]string{}
 	policyARNs := map[int]string{}
-	for _, p := range pairs {
-		k, v := p[0], p[1]
-		if _, dup := params[k]; dup {
-			return AssumeInput{}, newErr(STSValidationError, fmt.Sprintf("The parameter %s appears more than once.", clean(k, 64)))
-		}
-		params[k] = v
+	params, err := queryParams(body, func(k, v string) error {
 		if rest, ok := strings.CutPrefix(k, "PolicyArns.member."); ok {
 			n, ok := strings.CutSuffix(rest, ".arn")
 			i, err := strconv.Atoi(n)
 			if !ok || err != nil || i < 1 || strconv.Itoa(i) != n {
-				return AssumeInput{}, newErr(STSValidationError, fmt.Sprintf("The parameter %s is not valid.", clean(k, 64)))
+				return newErr(STSValidationError, fmt.Sprintf("The parameter %s is not valid.", clean(k, 64)))
 			}
 			policyARNs[i] = v
 		}
+		return nil
+	})
+	if err != nil {
+		return AssumeInput{}, err
 	}
 
-	action, ok := params["Action"]
-	if !ok || action == "" {
-		return AssumeInput{}, newErr(STSInvalidAction, "The action or operation requested is invalid. Verify that the action is typed correctly.")
-	}
-	version, ok := params["Version"]
-	if !ok || version == "" {
-		version = "NO_VERSION_SPECIFIED"
-	}
-	if action != actionAssumeRoleWithWebIdentity || version != STSVersion {
-		return AssumeInput{}, newErr(STSInvalidAction, fmt.Sprintf("Could not find operation %s for version %s", clean(action, 64), clean(version, 32)))
+	if err := checkAction(params, actionAssumeRoleWithWebIdentity); err != nil {
+		return AssumeInput{}, err
 	}
 
 	var v validation
@@ -232,6 +218,46 @@ func validXMLText(s string) bool {
 		}
 	}
 	return true
+}
+
+// queryParams decodes a Query-protocol body into its parameters, each at most once, calling each
+// (when not nil) with every parameter in the body's order.
+func queryParams(body []byte, each func(k, v string) error) (map[string]string, error) {
+	pairs, err := parseForm(string(body))
+	if err != nil {
+		return nil, newErr(STSValidationError, "The request body is not valid application/x-www-form-urlencoded data.")
+	}
+	params := map[string]string{}
+	for _, p := range pairs {
+		k, v := p[0], p[1]
+		if _, dup := params[k]; dup {
+			return nil, newErr(STSValidationError, fmt.Sprintf("The parameter %s appears more than once.", clean(k, 64)))
+		}
+		params[k] = v
+		if each != nil {
+			if err := each(k, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return params, nil
+}
+
+// checkAction is STS's answer to an Action other than want, or a Version other than 2011-06-15:
+// InvalidAction.
+func checkAction(params map[string]string, want string) error {
+	action, ok := params["Action"]
+	if !ok || action == "" {
+		return newErr(STSInvalidAction, "The action or operation requested is invalid. Verify that the action is typed correctly.")
+	}
+	version, ok := params["Version"]
+	if !ok || version == "" {
+		version = "NO_VERSION_SPECIFIED"
+	}
+	if action != want || version != STSVersion {
+		return newErr(STSInvalidAction, fmt.Sprintf("Could not find operation %s for version %s", clean(action, 64), clean(version, 32)))
+	}
+	return nil
 }
 
 // AssumedRoleARN is the ARN STS gives the session of a role:
