@@ -103,10 +103,6 @@ func (s *Server) accessKey(ctx context.Context, accessKeyID string) (string, Ide
 // one the session was issued to still exists), takes effect within the decision cache's seconds.
 func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request, body []byte) {
 	requestID := newRequestID()
-	if awsauth.STSAction(body) == awsauth.ActionGetCallerIdentity {
-		s.serveGetCallerIdentity(w, r, body, requestID)
-		return
-	}
 	in, err := awsauth.ParseAssumeRoleWithWebIdentity(body)
 	if err != nil {
 		awsauth.WriteSTSErr(w, err, requestID)
@@ -165,7 +161,8 @@ func roleID(uid string) string {
 // AssumeRoleWithWebIdentity answered with, and the role's account); an access key is an IAM-user
 // shaped ARN named after its ServiceAccount, in the account of the secrets' ARNs (by default the
 // namespace).
-func (s *Server) serveGetCallerIdentity(w http.ResponseWriter, r *http.Request, body []byte, requestID string) {
+func (s *Server) serveGetCallerIdentity(w http.ResponseWriter, r *http.Request, body []byte) {
+	requestID := newRequestID()
 	if err := awsauth.ParseGetCallerIdentity(body); err != nil {
 		awsauth.WriteSTSErr(w, err, requestID)
 		return
@@ -184,13 +181,7 @@ func (s *Server) serveGetCallerIdentity(w http.ResponseWriter, r *http.Request, 
 		awsauth.WriteSTSError(w, http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid.", requestID)
 		return
 	}
-	partition, account := s.ARN.Partition, s.ARN.Account
-	if partition == "" {
-		partition = "kubernetes"
-	}
-	if account == "" {
-		account = id.Namespace
-	}
+	partition, account := s.ARN.In(id.Namespace)
 	out := awsauth.CallerIdentity{RequestID: requestID}
 	if id.SessionName != "" {
 		// The role is the one the session was asked for (AWS_ROLE_ARN: any role-shaped ARN, it

@@ -89,10 +89,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	if target == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		s.serveSTS(rec, r, body)
-		op := "AssumeRoleWithWebIdentity"
+		op := "AssumeRoleWithWebIdentity" // also the label of a body naming another action
 		if awsauth.STSAction(body) == awsauth.ActionGetCallerIdentity {
 			op = awsauth.ActionGetCallerIdentity
+			s.serveGetCallerIdentity(rec, r, body)
+		} else {
+			s.serveSTS(rec, r, body)
 		}
 		metrics.Requests.WithLabelValues(metrics.InterfaceAPI, op, metrics.ResultOfStatus(rec.status)).Inc()
 		return

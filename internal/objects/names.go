@@ -39,14 +39,21 @@ func ARN(p ARNParts, msec *v1alpha1.ManagedSecret) string {
 	for i := range suffix {
 		suffix[i] = idAlphabet[int(sum[i])%len(idAlphabet)]
 	}
-	partition, account := p.Partition, p.Account
+	partition, account := p.In(msec.Namespace)
+	return fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-%s", partition, p.Region, account, AWSName(msec), suffix)
+}
+
+// In is the partition and account of ARNs in a namespace: the ones set, or by default
+// "kubernetes" and the namespace.
+func (p ARNParts) In(namespace string) (partition, account string) {
+	partition, account = p.Partition, p.Account
 	if partition == "" {
 		partition = "kubernetes"
 	}
 	if account == "" {
-		account = msec.Namespace
+		account = namespace
 	}
-	return fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-%s", partition, p.Region, account, AWSName(msec), suffix)
+	return partition, account
 }
 
 // AWSName is the secret's AWS name: the one the AWS API created it with (kept in an annotation,
