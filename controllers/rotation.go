@@ -483,7 +483,7 @@ func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope) (s
 	}
 	id = requestedVersionID(s)
 	if id != "" {
-		// A deprecated version (never cached) may hold the id: then a new UUID, as for any taken id.
+		// A version (cached, or deprecated and read) may hold the id: then a new UUID.
 		taken, err := s.sec.Find(ctx, id)
 		if err != nil {
 			pending.Clear()
@@ -505,8 +505,8 @@ func (r *ManagedSecretReconciler) createSecret(ctx context.Context, s *scope) (s
 }
 
 // requestedVersionID is the id a rotate request (RotateSecret's ClientRequestToken) gave the Job
-// being served, when it is a valid token no version of the secret has yet; "" otherwise (a new
-// UUID).
+// being served, when it is a valid token; "" otherwise (a new UUID). createSecret checks that no
+// version has it yet.
 func requestedVersionID(s *scope) string {
 	st := s.rot.update.Status
 	for i := range s.rot.jobs {
@@ -515,7 +515,7 @@ func requestedVersionID(s *scope) string {
 			continue
 		}
 		id := j.Annotations[v1alpha1.AnnotationRotateVersionID]
-		if id == "" || store.CheckToken(id) != nil || s.sec.Version(id) != nil {
+		if id == "" || store.CheckToken(id) != nil {
 			return ""
 		}
 		return id

@@ -154,12 +154,7 @@ func (s *Server) describeSecret(ctx context.Context, id Identity, in wire.Descri
 		LastRotatedDate: ts(m.Status.LastRotatedTime), LastChangedDate: ts(m.Status.LastChangedTime),
 		LastAccessedDate: ts(m.Status.LastAccessedDate), DeletedDate: deletedDate(m),
 		NextRotationDate: ts(m.Status.NextRotationTime), CreatedDate: wire.NewTimestamp(m.CreationTimestamp.Time)}
-	if m.Spec.Tags != nil {
-		out.Tags = make([]wire.Tag, 0, len(d.Tags)) // [] once tags were all removed
-	}
-	for _, t := range d.Tags {
-		out.Tags = append(out.Tags, wire.Tag{Key: t.Key, Value: t.Value})
-	}
+	out.Tags = wireTags(m.Spec.Tags)
 	out.RotationLambdaARN, out.RotationRules = d.RotationPolicy, rotationRules(d.RotationRules)
 	return out, nil
 }
@@ -597,10 +592,12 @@ func (s *Server) rotateSecret(ctx context.Context, id Identity, in wire.RotateSe
 	// an invalid schedule), cannot run: AWS's answer for a function it cannot invoke, and nothing
 	// is persisted.
 	pol := &v1alpha1.RotationPolicy{}
-	if err := s.Cache.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: policyName}, pol); err != nil && !apierrors.IsNotFound(err) {
+	err = s.Cache.Get(ctx, types.NamespacedName{Namespace: m.Namespace, Name: policyName}, pol)
+	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, err
-	} else if ready := meta.FindStatusCondition(pol.Status.Conditions, v1alpha1.ConditionReady); err != nil ||
-		(ready != nil && ready.Status == metav1.ConditionFalse && ready.ObservedGeneration == pol.Generation) {
+	}
+	ready := meta.FindStatusCondition(pol.Status.Conditions, v1alpha1.ConditionReady)
+	if err != nil || (ready != nil && ready.Status == metav1.ConditionFalse && ready.ObservedGeneration == pol.Generation) {
 		return nil, awserr.New(awserr.AccessDenied, "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com.")
 	}
 	if immediately && pol.Spec.Suspend != nil && *pol.Spec.Suspend {

@@ -99,15 +99,23 @@ func (s *Server) allow(ctx context.Context, id Identity, acc Access, name, what 
 	return nil
 }
 
+// wireTags are a secret's tags as AWS answers them: in the order they were first added, [] once
+// they were all removed (spec.tags is then an empty list), absent if never tagged.
+func wireTags(tags []v1alpha1.Tag) []wire.Tag {
+	if tags == nil {
+		return nil
+	}
+	out := make([]wire.Tag, 0, len(tags))
+	for _, t := range tags {
+		out = append(out, wire.Tag{Key: t.Key, Value: t.Value})
+	}
+	return out
+}
+
 // facts are what ListSecrets filters and sorts on.
 func facts(m *v1alpha1.ManagedSecret) wire.SecretFacts {
 	f := wire.SecretFacts{Name: objects.AWSName(m), Description: m.Spec.Description, CreatedDate: m.CreationTimestamp.Time}
-	if m.Spec.Tags != nil {
-		f.Tags = make([]wire.Tag, 0, len(m.Spec.Tags)) // [] once tags were all removed
-	}
-	for _, t := range m.Spec.Tags {
-		f.Tags = append(f.Tags, wire.Tag{Key: t.Key, Value: t.Value})
-	}
+	f.Tags = wireTags(m.Spec.Tags)
 	if t := m.Status.LastChangedTime; t != nil {
 		f.LastChangedDate = t.Time
 	}

@@ -145,8 +145,7 @@ func (l Lifecycle) Rotate(ctx context.Context, namespace, name, versionID string
 		}
 		ann := map[string]any{v1alpha1.AnnotationRotateRequestedAt: stamp, v1alpha1.AnnotationRotateVersionID: id,
 			request.AnnotationRotationCancelled: nil}
-		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann, "resourceVersion": m.ResourceVersion}})
-		err = l.Client.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch))
+		err = l.annotateAt(ctx, m, ann, m.ResourceVersion)
 		if apierrors.IsConflict(err) && attempt < 3 {
 			continue // the secret changed meanwhile: look again
 		}
@@ -194,7 +193,16 @@ func (l Lifecycle) CancelRotation(ctx context.Context, namespace, name string) (
 
 // annotate merge-patches annotations (nil removes one).
 func (l Lifecycle) annotate(ctx context.Context, m *v1alpha1.ManagedSecret, ann map[string]any) error {
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
+	return l.annotateAt(ctx, m, ann, "")
+}
+
+// annotateAt is annotate under an optimistic lock on resourceVersion (none when "").
+func (l Lifecycle) annotateAt(ctx context.Context, m *v1alpha1.ManagedSecret, ann map[string]any, resourceVersion string) error {
+	meta := map[string]any{"annotations": ann}
+	if resourceVersion != "" {
+		meta["resourceVersion"] = resourceVersion
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": meta})
 	return l.Client.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch))
 }
 
