@@ -174,13 +174,22 @@ func staticClient(t *testing.T, id, secret string) *secretsmanager.Client {
 // wantAPIError asserts err is the AWS error code (and, when given, its message contains msg).
 func wantAPIError(t *testing.T, err error, code, msg string) {
 	t.Helper()
+	if e := apiErrorIs(err, code, msg); e != nil {
+		t.Fatal(e)
+	}
+}
+
+// apiErrorIs is nil when err is the AWS error code (and, when given, its message contains msg),
+// for polling.
+func apiErrorIs(err error, code, msg string) error {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
-		t.Fatalf("want %s, got %v", code, err)
+		return fmt.Errorf("want %s, got %v", code, err)
 	}
 	if ae.ErrorCode() != code || !strings.Contains(ae.ErrorMessage(), msg) {
-		t.Fatalf("want %s %q, got %s: %s", code, msg, ae.ErrorCode(), ae.ErrorMessage())
+		return fmt.Errorf("want %s %q, got %s: %s", code, msg, ae.ErrorCode(), ae.ErrorMessage())
 	}
+	return nil
 }
 
 // must(call)(t) is call's result, the test failing on its error.
@@ -467,11 +476,7 @@ func TestAPIDeleteRestoreAndTags(t *testing.T) {
 	}
 	eventually(t, "reads of a secret pending deletion are refused", func() error {
 		_, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("svc")})
-		var ae smithy.APIError
-		if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidRequestException" {
-			return fmt.Errorf("GetSecretValue answered %v", err)
-		}
-		return nil
+		return apiErrorIs(err, "InvalidRequestException", "")
 	})
 	if d := must(sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("svc")}))(t); d.DeletedDate == nil {
 		t.Fatal("DescribeSecret of a secret pending deletion has no DeletedDate")
@@ -496,11 +501,7 @@ func TestAPIDeleteRestoreAndTags(t *testing.T) {
 	must(sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("svc"), ForceDeleteWithoutRecovery: aws.Bool(true)}))(t)
 	eventually(t, "a forced delete removes the secret", func() error {
 		_, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("svc")})
-		var ae smithy.APIError
-		if !errors.As(err, &ae) || ae.ErrorCode() != "ResourceNotFoundException" {
-			return fmt.Errorf("DescribeSecret answered %v", err)
-		}
-		return nil
+		return apiErrorIs(err, "ResourceNotFoundException", "")
 	})
 	// A forced delete of a secret that does not exist succeeds, as AWS answers: the name as given,
 	// an ARN, and now as the deletion date.
@@ -611,11 +612,7 @@ func TestAPIStaticAccessKeys(t *testing.T) {
 	}
 	eventually(t, "a disabled key is refused", func() error {
 		_, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String("from-ci")})
-		var ae smithy.APIError
-		if !errors.As(err, &ae) || ae.ErrorCode() != "UnrecognizedClientException" {
-			return fmt.Errorf("answered %v", err)
-		}
-		return nil
+		return apiErrorIs(err, "UnrecognizedClientException", "")
 	})
 }
 
@@ -662,11 +659,7 @@ func TestSTSGetCallerIdentity(t *testing.T) {
 	}
 	eventually(t, "GetCallerIdentity refused once the ServiceAccount is gone", func() error {
 		_, err := stsFor(credentials.NewStaticCredentialsProvider(id, secret, "")).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-		var ae smithy.APIError
-		if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidClientTokenId" {
-			return fmt.Errorf("answered %v", err)
-		}
-		return nil
+		return apiErrorIs(err, "InvalidClientTokenId", "")
 	})
 }
 
@@ -697,11 +690,7 @@ func TestAPICredentialsEndWithTheirServiceAccount(t *testing.T) {
 	refused := func(c *secretsmanager.Client, secretID string) func() error {
 		return func() error {
 			_, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
-			var ae smithy.APIError
-			if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDeniedException" {
-				return fmt.Errorf("answered %v", err)
-			}
-			return nil
+			return apiErrorIs(err, "AccessDeniedException", "")
 		}
 	}
 	deleteSA("app")
@@ -761,11 +750,7 @@ func TestAPIRotateSecretRunsARotation(t *testing.T) {
 	wantAPIError(t, err, "AccessDeniedException", "cannot invoke the specified Lambda function")
 	eventually(t, "a policy the operator refuses is not invoked", func() error {
 		_, err := sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), RotationLambdaARN: aws.String("hostnet")})
-		var ae smithy.APIError
-		if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDeniedException" {
-			return fmt.Errorf("answered %v", err)
-		}
-		return nil
+		return apiErrorIs(err, "AccessDeniedException", "")
 	})
 	_, err = sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app"), RotationLambdaARN: aws.String("paused")})
 	wantAPIError(t, err, "InvalidRequestException", "suspended")
@@ -824,11 +809,7 @@ func TestAPIRotateSecretRunsARotation(t *testing.T) {
 	// Another RotateSecret while this one is under way is refused, as AWS refuses it.
 	eventually(t, "a second rotation refused", func() error {
 		_, err := sm.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("app")})
-		var ae smithy.APIError
-		if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidRequestException" || !strings.Contains(ae.ErrorMessage(), "previous rotation isn't complete") {
-			return fmt.Errorf("answered %v", err)
-		}
-		return nil
+		return apiErrorIs(err, "InvalidRequestException", "previous rotation isn't complete")
 	})
 	if code, out := runPod(t, dir, job); code != 0 {
 		t.Fatalf("rotate: %d %s", code, out)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
-	"github.com/kube-secrets-manager/kube-secrets-manager/internal/request"
 )
 
 // Every N days counts from the last change (a rotation, or a value put by hand, as in AWS), and
@@ -72,14 +71,7 @@ func TestEveryNDaysScheduleMoves(t *testing.T) {
 	// A value put by hand counts as a rotation.
 	suiteClock.advance(t, time.Minute) // so the new base is a different minute
 	m := getMsec(t, ns, "app")
-	put := requestSecret(m, "ksm-request-put", request.Request{Op: request.OpPut, ClientRequestToken: "aaaaaaaa-aaaa-bbbb-cccc-00000000000a"}, []byte(`{"password":"CANARY-put-moves-schedule"}`))
-	if err := k8s.Create(ctx, put); err != nil {
-		t.Fatal(err)
-	}
-	confirmRequest(t, k8s, m, put, request.OpPut)
-	if res, _ := answerOf(t, put); !res.OK {
-		t.Fatalf("put: %+v", res)
-	}
+	putByRequest(t, k8s, m, "ksm-request-put", "aaaaaaaa-aaaa-bbbb-cccc-00000000000a", []byte(`{"password":"CANARY-put-moves-schedule"}`))
 	afterPut := scheduledAt("schedule after a put", func(m *v1alpha1.ManagedSecret) time.Time {
 		if m.Status.CurrentVersionID != "aaaaaaaa-aaaa-bbbb-cccc-00000000000a" {
 			return time.Time{}

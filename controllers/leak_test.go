@@ -212,15 +212,7 @@ func TestNoValueLeaksIntoLogsEventsOrStatus(t *testing.T) {
 	}
 	m := createReady(t, rotated(ns, "app", "pw"))
 	generated := plant(remember(projectedValue(t, ns, "app")["password"]))
-	put := requestSecret(m, "ksm-request-put", request.Request{Op: request.OpPut, ClientRequestToken: "88888888-aaaa-bbbb-cccc-000000000008"},
-		[]byte(`{"password":"`+plant(canary("put"))+`"}`))
-	if err := k8s.Create(ctx, put); err != nil {
-		t.Fatal(err)
-	}
-	confirmRequest(t, k8s, m, put, request.OpPut)
-	if res, _ := answerOf(t, put); !res.OK {
-		t.Fatalf("put: %+v", res)
-	}
+	put := putByRequest(t, k8s, m, "ksm-request-put", "88888888-aaaa-bbbb-cccc-000000000008", []byte(`{"password":"`+plant(canary("put"))+`"}`))
 	get := requestSecret(m, "ksm-request-get", request.Request{Op: request.OpGet, Stage: v1alpha1.StagePrevious}, nil)
 	if err := k8s.Create(ctx, get); err != nil {
 		t.Fatal(err)

@@ -77,6 +77,21 @@ func requestSecret(m *v1alpha1.ManagedSecret, name string, req request.Request, 
 	return sec
 }
 
+// putByRequest puts value into m with a request Secret that c creates and confirms, as the plugin
+// does, and fails the test unless the operator answers with success. It returns the request.
+func putByRequest(t *testing.T, c client.Client, m *v1alpha1.ManagedSecret, name, token string, value []byte) *corev1.Secret {
+	t.Helper()
+	put := requestSecret(m, name, request.Request{Op: request.OpPut, ClientRequestToken: token}, value)
+	if err := c.Create(context.Background(), put); err != nil {
+		t.Fatal(err)
+	}
+	confirmRequest(t, c, m, put, request.OpPut)
+	if res, _ := answerOf(t, put); !res.OK {
+		t.Fatalf("put %s: %+v", name, res)
+	}
+	return put
+}
+
 // confirmRequest writes the request's confirmation on the ManagedSecret, as the plugin does.
 func confirmRequest(t *testing.T, c client.Client, m *v1alpha1.ManagedSecret, sec *corev1.Secret, op string) {
 	t.Helper()
@@ -176,14 +191,7 @@ func TestBadRequestsNeverBlockTheSecret(t *testing.T) {
 	afterRotation := waitRotated(t, ns, "victim", m.Status.CurrentVersionID)
 
 	// A legitimate put after the bad requests is answered and projected.
-	put := requestSecret(m, "ksm-request-legit", request.Request{Op: request.OpPut, ClientRequestToken: "44444444-aaaa-bbbb-cccc-000000000004"}, []byte(`{"password":"CANARY-after-bad-requests"}`))
-	if err := k8s.Create(ctx, put); err != nil {
-		t.Fatal(err)
-	}
-	confirmRequest(t, k8s, m, put, request.OpPut)
-	if res, _ := answerOf(t, put); !res.OK {
-		t.Fatalf("the put after the bad requests was refused: %+v", res)
-	}
+	putByRequest(t, k8s, m, "ksm-request-legit", "44444444-aaaa-bbbb-cccc-000000000004", []byte(`{"password":"CANARY-after-bad-requests"}`))
 	eventually(t, "projection follows the put", func() error {
 		if v := projectedValue(t, ns, "victim")["password"]; v != "CANARY-after-bad-requests" {
 			return fmt.Errorf("projected %q", v)
@@ -208,14 +216,7 @@ func TestReadingOtherVersionsNeedsConfirmation(t *testing.T) {
 	ns := newNamespace(t)
 	m := createReady(t, generated(ns, "app"))
 	first := projectedValue(t, ns, "app")["password"]
-	put := requestSecret(m, "ksm-request-second", request.Request{Op: request.OpPut, ClientRequestToken: "55555555-aaaa-bbbb-cccc-000000000005"}, []byte(`{"password":"CANARY-second"}`))
-	if err := k8s.Create(ctx, put); err != nil {
-		t.Fatal(err)
-	}
-	confirmRequest(t, k8s, m, put, request.OpPut)
-	if res, _ := answerOf(t, put); !res.OK {
-		t.Fatalf("put: %+v", res)
-	}
+	putByRequest(t, k8s, m, "ksm-request-second", "55555555-aaaa-bbbb-cccc-000000000005", []byte(`{"password":"CANARY-second"}`))
 	eventually(t, "status shows the previous version", func() error {
 		if m = getMsec(t, ns, "app"); m.Status.PreviousVersionID == "" {
 			return fmt.Errorf("no previous version in status yet")
@@ -688,14 +689,7 @@ func TestStableIDCannotBorrowAnotherSecret(t *testing.T) {
 		return mallory.Patch(ctx, getMsec(t, ns, "mine"), client.RawPatch(types.MergePatchType, []byte(borrow)))
 	})
 	m := getMsec(t, ns, "mine")
-	put := requestSecret(m, "ksm-request-borrow", request.Request{Op: request.OpPut, ClientRequestToken: "66666666-aaaa-bbbb-cccc-000000000006"}, []byte(`{"password":"CANARY-borrowed"}`))
-	if err := mallory.Create(ctx, put); err != nil {
-		t.Fatal(err)
-	}
-	confirmRequest(t, mallory, m, put, request.OpPut)
-	if res, _ := answerOf(t, put); !res.OK {
-		t.Fatalf("put: %+v", res)
-	}
+	putByRequest(t, mallory, m, "ksm-request-borrow", "66666666-aaaa-bbbb-cccc-000000000006", []byte(`{"password":"CANARY-borrowed"}`))
 	eventually(t, "the victim's Secret refused as a target", func() error {
 		c := meta.FindStatusCondition(getMsec(t, ns, "mine").Status.Conditions, v1alpha1.ConditionReady)
 		if c == nil || c.Reason != v1alpha1.ReasonTargetConflict {
