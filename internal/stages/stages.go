@@ -379,10 +379,37 @@ func WritePlan(from, to Set, gaining string) []Write {
 	return plan
 }
 
+// KeepMark drops a plan's last write when all it would do is take the mark off the version gaining
+// AWSCURRENT (its labels being final already): one write fewer per move. The mark left on the sole
+// AWSCURRENT holder is harmless: Recover acts only while two versions hold AWSCURRENT, a later
+// move marks its gaining version with a higher number (Recover prefers it), and the version loses
+// the mark with the write that takes AWSCURRENT from it.
+func KeepMark(from Set, plan []Write, gaining string) []Write {
+	if gaining == "" || len(plan) == 0 {
+		return plan
+	}
+	last := plan[len(plan)-1]
+	if last.ID != gaining || last.Marked {
+		return plan
+	}
+	before, marked := from[gaining], false
+	for _, w := range plan[:len(plan)-1] {
+		if w.ID == gaining {
+			before, marked = w.Labels, w.Marked
+		}
+	}
+	if !marked || !slices.Equal(normalize(before), normalize(last.Labels)) {
+		return plan
+	}
+	return plan[:len(plan)-1]
+}
+
 // Recover repairs a state an interrupted WritePlan left: when two versions hold AWSCURRENT and one
-// is marked, AWSCURRENT moves to the marked one (AWSPREVIOUS following) as the plan intended. It
-// returns the repaired labels, or nil when there is nothing to repair.
-func Recover(s Set, marked map[string]bool) Set {
+// carries the newer mark, AWSCURRENT moves to it (AWSPREVIOUS following) as the plan intended.
+// marks holds the marked versions' numbers (higher is newer; a mark KeepMark left is older than
+// the mark of any move after it). It returns the repaired labels, or nil when there is nothing to
+// repair.
+func Recover(s Set, marks map[string]int) Set {
 	var holders []string
 	for _, id := range s.ids() {
 		if slices.Contains(s[id], Current) {
@@ -393,7 +420,9 @@ func Recover(s Set, marked map[string]bool) Set {
 		return nil
 	}
 	for i, id := range holders {
-		if marked[id] && !marked[holders[1-i]] {
+		mine, marked := marks[id]
+		theirs, otherMarked := marks[holders[1-i]]
+		if marked && (!otherMarked || mine > theirs) {
 			before := s.Clone()
 			before[id] = without(before[id], Current)
 			out, err := before.Move(Current, id, holders[1-i])

@@ -3,6 +3,7 @@ package stages
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"testing"
 	"time"
@@ -257,21 +258,27 @@ func TestWritePlanPrefixesAreRecoverable(t *testing.T) {
 		op       func(Set) (Set, error)
 		gaining  string
 		recovers bool // whether a two-AWSCURRENT prefix repairs exactly to the end state
+		stale    map[string]int
 	}{
-		{"first finish", set("a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true},
-		{"later finish", set("o", L(Previous), "a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true},
-		{"later finish, other order", set("z", L(Previous), "a", L(Current), "b", L(Pending)), func(s Set) (Set, error) { return s.Finish("b") }, "b", true},
-		{"rollback", set("a", L(Previous), "b", L(Current), "c", nil), func(s Set) (Set, error) { return s.Move(Current, "a", "b") }, "a", true},
+		{"first finish", set("a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true, nil},
+		{"later finish", set("o", L(Previous), "a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true, nil},
+		{"later finish, other order", set("z", L(Previous), "a", L(Current), "b", L(Pending)), func(s Set) (Set, error) { return s.Finish("b") }, "b", true, nil},
+		{"rollback", set("a", L(Previous), "b", L(Current), "c", nil), func(s Set) (Set, error) { return s.Move(Current, "a", "b") }, "a", true, nil},
 		{"put", set("a", L(Previous), "b", L(Current), "n", nil), func(s Set) (Set, error) {
 			n := s.Clone()
 			delete(n, "n")
 			return n.Put("n", nil)
-		}, "n", true},
+		}, "n", true, nil},
 		{"custom labels swap", set("a", L(Current, "x"), "b", L("y"), "n", nil), func(s Set) (Set, error) {
 			n := s.Clone()
 			delete(n, "n")
 			return n.Put("n", L("x", "y"))
-		}, "", true},
+		}, "", true, nil},
+		// b took AWSCURRENT from a earlier and kept that move's mark (KeepMark); AWSCURRENT now
+		// goes back to a, whose newer mark must win.
+		{"rollback over a kept mark", set("a", L(Previous), "b", L(Current)), func(s Set) (Set, error) { return s.Move(Current, "a", "b") }, "a", true, map[string]int{"b": 1}},
+		{"finish over a kept mark", set("a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true, map[string]int{"a": 7}},
+		{"finish over a mark from before numbers", set("o", L(Previous), "a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true, map[string]int{"a": 0}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,17 +286,27 @@ func TestWritePlanPrefixesAreRecoverable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			plan := WritePlan(tc.from, to, tc.gaining)
+			plan := KeepMark(tc.from, WritePlan(tc.from, to, tc.gaining), tc.gaining)
+			next := 1
+			for _, n := range tc.stale {
+				next = max(next, n+1)
+			}
 			for n := 0; n <= len(plan); n++ {
-				state, marked := tc.from.Clone(), map[string]bool{}
+				state, marks := tc.from.Clone(), maps.Clone(tc.stale)
+				if marks == nil {
+					marks = map[string]int{}
+				}
 				for _, w := range plan[:n] {
 					state[w.ID] = w.Labels
-					marked[w.ID] = w.Marked
+					delete(marks, w.ID)
+					if w.Marked {
+						marks[w.ID] = next
+					}
 				}
 				if state.Validate() == nil {
 					continue
 				}
-				fixed := Recover(state, marked)
+				fixed := Recover(state, marks)
 				if fixed == nil {
 					t.Fatalf("after %d of %d writes the state %v is invalid and not recoverable", n, len(plan), state)
 				}
@@ -333,5 +350,45 @@ func TestComplete(t *testing.T) {
 				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// A finish takes two label writes (three with an AWSPREVIOUS to drop): the pending version keeps
+// its mark instead of a third write that only removes it.
+func TestKeepMarkDropsAnUnmarkOnlyWrite(t *testing.T) {
+	cases := []struct {
+		name   string
+		from   Set
+		id     string
+		writes int
+	}{
+		{"first finish", set("a", L(Current), "p", L(Pending)), "p", 2},
+		{"later finish", set("o", L(Previous), "a", L(Current), "p", L(Pending)), "p", 3},
+		{"finish of a version holding AWSCURRENT already", set("a", L(Current, Pending)), "a", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			to, err := tc.from.Finish(tc.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := KeepMark(tc.from, WritePlan(tc.from, to, tc.id), tc.id)
+			if len(plan) != tc.writes {
+				t.Fatalf("plan %+v has %d writes, want %d", plan, len(plan), tc.writes)
+			}
+			if !plan[0].Marked && tc.writes > 1 {
+				t.Fatalf("the first write %+v does not mark the version gaining AWSCURRENT", plan[0])
+			}
+		})
+	}
+	// A plan whose last write changes labels keeps it.
+	from := set("a", L(Current), "b", L(Current, Pending)) // a finish interrupted half-way
+	to, err := Set{"a": nil, "b": L(Pending)}.Finish("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := KeepMark(from, WritePlan(from, to, "b"), "b")
+	if last := plan[len(plan)-1]; last.ID != "b" || !reflect.DeepEqual(last.Labels, L(Current)) {
+		t.Fatalf("the write dropping AWSPENDING went missing: %+v", plan)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,13 +36,7 @@ func (s *Secret) CompleteInterrupted(ctx context.Context) error {
 		}
 		return s.writeStages(ctx, set, final, gaining, v.Spec.VersionID)
 	}
-	marked := map[string]bool{}
-	for _, v := range s.versions {
-		if v.Annotations[AnnotationTakingCurrent] != "" {
-			marked[v.Spec.VersionID] = true
-		}
-	}
-	if fixed := stages.Recover(set, marked); fixed != nil {
+	if fixed := stages.Recover(set, s.marks()); fixed != nil {
 		return s.writeStages(ctx, set, fixed, fixed.Holder(stages.Current), "")
 	}
 	if id, before := set.MidFinish(); id != "" {
@@ -51,20 +46,48 @@ func (s *Secret) CompleteInterrupted(ctx context.Context) error {
 		}
 		return s.writeStages(ctx, set, final, id, "")
 	}
-	for id := range marked {
-		if err := s.patchStages(ctx, id, set[id], false, nil); err != nil {
-			return err
+	// A mark left on the sole AWSCURRENT holder stays (see stages.KeepMark): removing it would be
+	// a write that changes nothing anyone reads.
+	return nil
+}
+
+// marks are the numbers of the versions marked as taking AWSCURRENT. A mark written before marks
+// were numbered ("true") counts as the oldest.
+func (s *Secret) marks() map[string]int {
+	out := map[string]int{}
+	for _, v := range s.versions {
+		if m, ok := v.Annotations[AnnotationTakingCurrent]; ok {
+			n, err := strconv.Atoi(m)
+			if err != nil || n < 0 {
+				n = 0
+			}
+			out[v.Spec.VersionID] = n
 		}
 	}
-	return nil
+	return out
+}
+
+// nextMark is the number a new mark gets: above every mark the versions carry, so Recover can
+// tell the move under way from a mark an earlier move left.
+func (s *Secret) nextMark() string {
+	next := 1
+	for _, n := range s.marks() {
+		next = max(next, n+1)
+	}
+	return strconv.Itoa(next)
 }
 
 // writeStages performs stages.WritePlan, so an interruption at any point is recoverable. When
 // target is set, its intended labels are recorded on it before the first write and cleared after
 // the last; when the first (or last) write of the plan is the target's own, the intent rides in
-// that write, which is as safe (one write is atomic) and saves one.
+// that write, which is as safe (one write is atomic) and saves one. Without a target, a last
+// write that would only take the mark off the gaining version is left out (stages.KeepMark).
 func (s *Secret) writeStages(ctx context.Context, from, to stages.Set, gaining, target string) error {
 	plan := stages.WritePlan(from, to, gaining)
+	if target == "" {
+		plan = stages.KeepMark(from, plan, gaining)
+	}
+	mark := s.nextMark()
 	intent, clear := strings.Join(to[target], ","), ""
 	folded := target != "" && len(plan) > 0 && plan[0].ID == target
 	if target != "" && !folded {
@@ -90,7 +113,7 @@ func (s *Secret) writeStages(ctx context.Context, from, to stages.Set, gaining, 
 		case folded && i == 0:
 			note = &intent
 		}
-		if err := s.patchStages(ctx, w.ID, w.Labels, w.Marked, note); err != nil {
+		if err := s.patchStages(ctx, w.ID, w.Labels, markIf(w.Marked, mark), note); err != nil {
 			return err
 		}
 	}
@@ -112,17 +135,24 @@ func (s *Secret) clearIntent(ctx context.Context, v *v1alpha1.SecretVersion) err
 	return s.st.Client.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }
 
-// patchStages writes a version's labels and mark; intent, when not nil, is its intended-stages
-// annotation in the same write ("" removes it).
-func (s *Secret) patchStages(ctx context.Context, id string, labels []string, marked bool, intent *string) error {
+// markIf is mark for a marked write, "" (no mark) otherwise.
+func markIf(marked bool, mark string) string {
+	if marked {
+		return mark
+	}
+	return ""
+}
+
+// patchStages writes a version's labels and mark ("" for none); intent, when not nil, is its
+// intended-stages annotation in the same write ("" removes it).
+func (s *Secret) patchStages(ctx context.Context, id string, labels []string, mark string, intent *string) error {
 	v := s.Version(id)
 	if v == nil {
 		return fmt.Errorf("version %s not found", id)
 	}
-	_, wasMarked := v.Annotations[AnnotationTakingCurrent]
 	had, hasIntent := v.Annotations[AnnotationIntendedStages]
 	intentSame := intent == nil || (*intent == "" && !hasIntent) || (*intent != "" && hasIntent && had == *intent)
-	if strings.Join(v.Spec.Stages, ",") == strings.Join(labels, ",") && wasMarked == marked && intentSame {
+	if strings.Join(v.Spec.Stages, ",") == strings.Join(labels, ",") && v.Annotations[AnnotationTakingCurrent] == mark && intentSame {
 		return nil
 	}
 	orig := v.DeepCopy()
@@ -137,8 +167,8 @@ func (s *Secret) patchStages(ctx context.Context, id string, labels []string, ma
 		v.Annotations[AnnotationIntendedStages] = *intent
 	}
 	v.Spec.Stages = labels
-	if marked {
-		v.Annotations[AnnotationTakingCurrent] = "true"
+	if mark != "" {
+		v.Annotations[AnnotationTakingCurrent] = mark
 	} else {
 		delete(v.Annotations, AnnotationTakingCurrent)
 	}

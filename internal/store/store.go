@@ -395,7 +395,9 @@ func (s *Secret) Finish(ctx context.Context, pendingID string) error {
 	if err != nil {
 		return labelError(err)
 	}
-	return s.writeStages(ctx, set, final, pendingID, pendingID)
+	// No intent is recorded: the mark on the pending version suffices for Recover, and the
+	// finish takes two writes (three with an AWSPREVIOUS to drop).
+	return s.writeStages(ctx, set, final, pendingID, "")
 }
 
 // DeleteAll deletes every version of the secret and reports how many the API server still has.
@@ -476,12 +478,13 @@ func (s *Secret) createAndLabel(ctx context.Context, id string, val Value, final
 		gaining = id
 	}
 	plan := stages.WritePlan(from, final, gaining)
+	mark := s.nextMark()
 	var labels []string
 	annotations := map[string]string{}
 	if len(plan) > 0 && plan[0].ID == id {
 		labels = plan[0].Labels
 		if plan[0].Marked {
-			annotations[AnnotationTakingCurrent] = "true"
+			annotations[AnnotationTakingCurrent] = mark
 		}
 		plan = plan[1:]
 	}
@@ -511,7 +514,7 @@ func (s *Secret) createAndLabel(ctx context.Context, id string, val Value, final
 		if i == len(plan)-1 && w.ID == id {
 			note = &clear // the intent goes with the new version's last write
 		}
-		if err := s.patchStages(ctx, w.ID, w.Labels, w.Marked, note); err != nil {
+		if err := s.patchStages(ctx, w.ID, w.Labels, markIf(w.Marked, mark), note); err != nil {
 			return err
 		}
 	}

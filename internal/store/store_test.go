@@ -316,6 +316,76 @@ func TestFinishAndInterruptedWrites(t *testing.T) {
 	}
 }
 
+// A finish takes two label writes: the pending version keeps its numbered mark instead of a third
+// write that only removes it. A later finish interrupted after its first write leaves two marked
+// AWSCURRENT holders; the newer mark tells which one was gaining, and the reconcile after an idle
+// one writes nothing.
+func TestFinishKeepsItsMarkAndANewerMarkWins(t *testing.T) {
+	ctx := context.Background()
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	patches, failAfter := 0, -1
+	c := fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			if failAfter >= 0 && patches >= failAfter {
+				return errors.New("the operator stopped")
+			}
+			patches++
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+	}).Build()
+	ring, err := keyring.New(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &Store{Client: c, APIReader: c, Keys: keyring.NewProvider(ring, nil), Limit: 65536}
+	owner := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: types.UID("owner-uid")}}
+	mustPut(t, load(t, st, owner), v1, "a")
+	first, err := load(t, st, owner).CreatePending(ctx, str("b"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	patches = 0
+	if err := load(t, st, owner).Finish(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if patches != 2 {
+		t.Fatalf("the first finish took %d label writes, want 2", patches)
+	}
+	if got := labelsOf(t, st, owner); got[first] != "AWSCURRENT" || got[v1] != "AWSPREVIOUS" {
+		t.Fatalf("after the finish: %v", got)
+	}
+	patches = 0
+	if err := load(t, st, owner).CompleteInterrupted(ctx); err != nil || patches != 0 {
+		t.Fatalf("an idle reconcile after the finish: %d writes, %v", patches, err)
+	}
+
+	second, err := load(t, st, owner).CreatePending(ctx, str("c"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	patches, failAfter = 0, 1
+	if err := load(t, st, owner).Finish(ctx, second); err == nil {
+		t.Fatal("the interrupted finish succeeded")
+	}
+	failAfter = -1
+	s := load(t, st, owner)
+	if a, b := s.Version(first).Annotations[AnnotationTakingCurrent], s.Version(second).Annotations[AnnotationTakingCurrent]; a == "" || b == "" {
+		t.Fatalf("want two marked AWSCURRENT holders after the crash, got marks %q and %q", a, b)
+	}
+	if err := s.CompleteInterrupted(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := labelsOf(t, st, owner); got[second] != "AWSCURRENT" || got[first] != "AWSPREVIOUS" || got[v1] != "" {
+		t.Fatalf("after completing the interrupted finish: %v", got)
+	}
+	if val, v, err := load(t, st, owner).Get(ctx, "", stages.Current); err != nil || v.Spec.VersionID != second || string(val.Bytes) != "c" {
+		t.Fatalf("AWSCURRENT reads %v, %v", v, err)
+	}
+}
+
 func TestCreateFirstIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	st, owner := newSecret(t)
