@@ -102,6 +102,9 @@ func runManager(args []string) error {
 	if limit := memlimit.Set(); limit > 0 {
 		ctrl.Log.Info("Go memory limit set from the container's memory limit", "bytes", limit, "share", memlimit.Share)
 	}
+	if gc := memlimit.SetGCPercent(); gc > 0 {
+		ctrl.Log.Info("Go garbage collection target set (GOGC overrides it)", "percent", gc)
+	}
 	o.WatchNamespaces = splitList(*watch)
 	o.RotationAllow.Images = splitList(*images)
 	o.RotationAllow.ServiceAccounts = splitList(*accounts)

@@ -253,7 +253,7 @@ func managerOptions(scheme *runtime.Scheme, o Options) ctrl.Options {
 				// memory does not grow with the up to 100 per secret AWS keeps.
 				&v1alpha1.SecretVersion{}: {Label: store.NotDeprecated(), Transform: objects.TrimForCache},
 			},
-			DefaultTransform:            cache.TransformStripManagedFields(),
+			DefaultTransform:            objects.TrimDefault,
 			ReaderFailOnMissingInformer: true,
 		},
 		Controller: config.Controller{UsePriorityQueue: &noPriorityQueue, SkipNameValidation: &o.SkipNameValidation},

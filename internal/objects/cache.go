@@ -65,8 +65,30 @@ func TrimForCache(in any) (any, error) {
 			p.WrappedKey, p.Nonce, p.Ciphertext = "", "", ""
 		}
 	default:
-		if m, ok := in.(metav1.Object); ok {
-			m.SetManagedFields(nil)
+		return TrimDefault(in)
+	}
+	return in, nil
+}
+
+// lastApplied is kubectl's copy of the whole object from a client-side apply (Argo CD's default too).
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// TrimDefault is the transform of the other caches (ManagedSecrets, RotationPolicies, AccessKeys,
+// workloads): managed fields and kubectl's last-applied copy of the object go. The operator reads
+// neither, and the copy can double a cached object; the operator's patches are computed between
+// two copies of the cached object, so they never touch what was trimmed.
+func TrimDefault(in any) (any, error) {
+	m, ok := in.(metav1.Object)
+	if !ok {
+		return in, nil
+	}
+	m.SetManagedFields(nil)
+	if ann := m.GetAnnotations(); ann != nil {
+		if _, ok := ann[lastApplied]; ok {
+			delete(ann, lastApplied)
+			if len(ann) == 0 {
+				m.SetAnnotations(nil)
+			}
 		}
 	}
 	return in, nil
@@ -91,11 +113,27 @@ func trimMeta(m *metav1.ObjectMeta) {
 }
 
 // keepOwn keeps the entries under the operator's prefixes (and its managed-by label), dropping
-// values longer than limit when limit > 0.
+// values longer than limit when limit > 0. A map with nothing to drop (the usual case: the
+// operator's own objects) is kept as decoded, not copied: a copy per cached object was a tenth of
+// the operator's live heap.
 func keepOwn(in map[string]string, limit int) map[string]string {
+	keep := func(k, v string) bool { return IsOwnKey(k) && (limit <= 0 || len(v) <= limit) }
+	all := true
+	for k, v := range in {
+		if !keep(k, v) {
+			all = false
+			break
+		}
+	}
+	if all {
+		if len(in) == 0 {
+			return nil
+		}
+		return in
+	}
 	var out map[string]string
 	for k, v := range in {
-		if !IsOwnKey(k) || (limit > 0 && len(v) > limit) {
+		if !keep(k, v) {
 			continue
 		}
 		if out == nil {

@@ -49,6 +49,23 @@ func TestTrimForCache(t *testing.T) {
 	}
 }
 
+// The other caches drop managed fields and kubectl's last-applied copy, and keep every other
+// annotation (the operator's requests and ids are annotations).
+func TestTrimDefault(t *testing.T) {
+	msec := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Name: "db", Annotations: map[string]string{
+		lastApplied: strings.Repeat("{}", 500), v1alpha1.AnnotationSecretID: "id", "team.example.com/owner": "a"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
+	out, _ := TrimForCache(msec)
+	m := out.(*v1alpha1.ManagedSecret)
+	if m.ManagedFields != nil || len(m.Annotations) != 2 || m.Annotations[v1alpha1.AnnotationSecretID] != "id" || m.Annotations["team.example.com/owner"] != "a" {
+		t.Fatalf("trimmed ManagedSecret: %+v", m.ObjectMeta)
+	}
+	p := &v1alpha1.RotationPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", Annotations: map[string]string{lastApplied: "{}"}}}
+	if out, _ := TrimForCache(p); out.(*v1alpha1.RotationPolicy).Annotations != nil {
+		t.Fatalf("an annotation map left empty is kept: %+v", out)
+	}
+}
+
 func TestCheckTargetMetadata(t *testing.T) {
 	tests := []struct {
 		labels, annotations map[string]string
