@@ -409,7 +409,7 @@ func KeepMark(from Set, plan []Write, gaining string) []Write {
 // marks holds the marked versions' numbers (higher is newer; a mark KeepMark left is older than
 // the mark of any move after it). It returns the repaired labels, or nil when there is nothing to
 // repair.
-func Recover(s Set, marks map[string]int) Set {
+func Recover(s Set, marks map[string]int64) Set {
 	var holders []string
 	for _, id := range s.ids() {
 		if slices.Contains(s[id], Current) {

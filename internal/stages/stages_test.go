@@ -258,7 +258,7 @@ func TestWritePlanPrefixesAreRecoverable(t *testing.T) {
 		op       func(Set) (Set, error)
 		gaining  string
 		recovers bool // whether a two-AWSCURRENT prefix repairs exactly to the end state
-		stale    map[string]int
+		stale    map[string]int64
 	}{
 		{"first finish", set("a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true, nil},
 		{"later finish", set("o", L(Previous), "a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true, nil},
@@ -276,9 +276,9 @@ func TestWritePlanPrefixesAreRecoverable(t *testing.T) {
 		}, "", true, nil},
 		// b took AWSCURRENT from a earlier and kept that move's mark (KeepMark); AWSCURRENT now
 		// goes back to a, whose newer mark must win.
-		{"rollback over a kept mark", set("a", L(Previous), "b", L(Current)), func(s Set) (Set, error) { return s.Move(Current, "a", "b") }, "a", true, map[string]int{"b": 1}},
-		{"finish over a kept mark", set("a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true, map[string]int{"a": 7}},
-		{"finish over a mark from before numbers", set("o", L(Previous), "a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true, map[string]int{"a": 0}},
+		{"rollback over a kept mark", set("a", L(Previous), "b", L(Current)), func(s Set) (Set, error) { return s.Move(Current, "a", "b") }, "a", true, map[string]int64{"b": 1}},
+		{"finish over a kept mark", set("a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true, map[string]int64{"a": 7}},
+		{"finish over a mark from before numbers", set("o", L(Previous), "a", L(Current), "p", L(Pending)), func(s Set) (Set, error) { return s.Finish("p") }, "p", true, map[string]int64{"a": 0}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -287,14 +287,14 @@ func TestWritePlanPrefixesAreRecoverable(t *testing.T) {
 				t.Fatal(err)
 			}
 			plan := KeepMark(tc.from, WritePlan(tc.from, to, tc.gaining), tc.gaining)
-			next := 1
+			next := int64(1)
 			for _, n := range tc.stale {
 				next = max(next, n+1)
 			}
 			for n := 0; n <= len(plan); n++ {
 				state, marks := tc.from.Clone(), maps.Clone(tc.stale)
 				if marks == nil {
-					marks = map[string]int{}
+					marks = map[string]int64{}
 				}
 				for _, w := range plan[:n] {
 					state[w.ID] = w.Labels

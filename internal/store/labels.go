@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -53,11 +54,11 @@ func (s *Secret) CompleteInterrupted(ctx context.Context) error {
 
 // marks are the numbers of the versions marked as taking AWSCURRENT. A mark written before marks
 // were numbered ("true") counts as the oldest.
-func (s *Secret) marks() map[string]int {
-	out := map[string]int{}
+func (s *Secret) marks() map[string]int64 {
+	out := map[string]int64{}
 	for _, v := range s.versions {
 		if m, ok := v.Annotations[AnnotationTakingCurrent]; ok {
-			n, err := strconv.Atoi(m)
+			n, err := strconv.ParseInt(m, 10, 64)
 			if err != nil || n < 0 {
 				n = 0
 			}
@@ -67,14 +68,15 @@ func (s *Secret) marks() map[string]int {
 	return out
 }
 
-// nextMark is the number a new mark gets: above every mark the versions carry, so Recover can
-// tell the move under way from a mark an earlier move left.
+// nextMark is the number a new mark gets, so Recover can tell the move under way from a mark an
+// earlier move left: the time of the move in nanoseconds, and above every mark the versions carry.
+// The time keeps it above a mark the cache does not show yet (a write whose answer was lost).
 func (s *Secret) nextMark() string {
-	next := 1
+	next := time.Now().UnixNano()
 	for _, n := range s.marks() {
 		next = max(next, n+1)
 	}
-	return strconv.Itoa(next)
+	return strconv.FormatInt(next, 10)
 }
 
 // writeStages performs stages.WritePlan, so an interruption at any point is recoverable. When
@@ -100,7 +102,7 @@ func (s *Secret) writeStages(ctx context.Context, from, to stages.Set, gaining, 
 			// A deprecated target leaves the deprecated set in this same write, so the cache
 			// holds it if a crash interrupts the move (CompleteInterrupted reads the cache).
 			s.markDeprecated(v)
-			if err := s.st.Client.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			if err := s.patch(ctx, v, orig); err != nil {
 				return err
 			}
 		}
@@ -132,7 +134,18 @@ func (s *Secret) clearIntent(ctx context.Context, v *v1alpha1.SecretVersion) err
 	orig := v.DeepCopy()
 	delete(v.Annotations, AnnotationIntendedStages)
 	s.markDeprecated(v)
-	return s.st.Client.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	return s.patch(ctx, v, orig)
+}
+
+// patch writes the changes made to the cached version v since orig. When the write fails, v is
+// put back as it was, so what later steps of the same reconcile read (labels, marks, intents)
+// stays what the API server has, as far as the operator knows.
+func (s *Secret) patch(ctx context.Context, v, orig *v1alpha1.SecretVersion) error {
+	err := s.st.Client.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	if err != nil {
+		*v = *orig
+	}
+	return err
 }
 
 // markIf is mark for a marked write, "" (no mark) otherwise.
@@ -173,7 +186,7 @@ func (s *Secret) patchStages(ctx context.Context, id string, labels []string, ma
 		delete(v.Annotations, AnnotationTakingCurrent)
 	}
 	s.markDeprecated(v)
-	return s.st.Client.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	return s.patch(ctx, v, orig)
 }
 
 // markDeprecated sets LabelDeprecated on a version about to be written exactly when it has no
@@ -203,7 +216,7 @@ func (s *Secret) MarkDeprecated(ctx context.Context) (int, error) {
 		if s.markDeprecated(v); !objects.IsMarkedDeprecated(v) {
 			continue
 		}
-		if err := s.st.Client.Patch(ctx, v, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		if err := s.patch(ctx, v, orig); err != nil {
 			return n, err
 		}
 		n++

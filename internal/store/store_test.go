@@ -386,6 +386,67 @@ func TestFinishKeepsItsMarkAndANewerMarkWins(t *testing.T) {
 	}
 }
 
+// A label write that fails leaves the cached version as the API server has it: a finish later in
+// the same reconcile still marks its version above the mark an earlier finish left, and a crash
+// after the finish's first write is completed towards the new version (found in review: the
+// failed write's change stayed in the cache, the new mark came out lower, and Recover moved
+// AWSCURRENT back to the old version after the Job had changed the credential).
+func TestAFailedLabelWriteDoesNotLowerTheNextMark(t *testing.T) {
+	ctx := context.Background()
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	failing := map[int]bool{}
+	patches := 0
+	c := fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			patches++
+			if failing[patches] {
+				return errors.New("the API server did not answer")
+			}
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+	}).Build()
+	ring, err := keyring.New(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &Store{Client: c, APIReader: c, Keys: keyring.NewProvider(ring, nil), Limit: 65536}
+	owner := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: types.UID("owner-uid")}}
+	mustPut(t, load(t, st, owner), v1, "a")
+	var current string
+	for _, val := range []string{"b", "c"} {
+		p, err := load(t, st, owner).CreatePending(ctx, str(val), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := load(t, st, owner).Finish(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		current = p
+	}
+	next, err := load(t, st, owner).CreatePending(ctx, str("d"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := load(t, st, owner)
+	patches, failing = 0, map[int]bool{1: true, 3: true}
+	if err := s.UpdateStage(ctx, "custom", current, ""); err == nil { // patch 1 fails
+		t.Fatal("the failed request succeeded")
+	}
+	if err := s.Finish(ctx, next); err == nil { // patch 2 marks next, patch 3 fails
+		t.Fatal("the interrupted finish succeeded")
+	}
+	failing = map[int]bool{}
+	if err := load(t, st, owner).CompleteInterrupted(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := labelsOf(t, st, owner); got[next] != "AWSCURRENT" || got[current] != "AWSPREVIOUS" {
+		t.Fatalf("after completing the interrupted finish: %v (want %s AWSCURRENT)", got, next)
+	}
+}
+
 func TestCreateFirstIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	st, owner := newSecret(t)
