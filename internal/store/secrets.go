@@ -6,6 +6,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -153,16 +154,21 @@ func (l Lifecycle) Rotate(ctx context.Context, namespace, name, versionID string
 	}
 }
 
-// rotationUnderWay reports whether a rotate request awaits its Job or a rotation Job is being
-// served. Before the operator reports any rotation (a policy just attached), a request counts
-// while it is recent: an old one was left from rotation attached earlier.
+// rotationUnderWay reports whether a rotate request awaits its Job, a rotation Job is being
+// served, or one is held until the workloads run AWSCURRENT (alternating users). Before the
+// operator reports any rotation (a policy just attached), a request counts while it is recent: an
+// old one was left from rotation attached earlier.
 func rotationUnderWay(m *v1alpha1.ManagedSecret, now time.Time) bool {
 	req, st := m.Annotations[v1alpha1.AnnotationRotateRequestedAt], m.Status.Rotation
 	if st == nil {
 		at, err := time.Parse(time.RFC3339Nano, req)
 		return err == nil && now.Sub(at) < unhandledRequestAge
 	}
-	return (req != "" && req != st.LastHandledRequest) || st.ActiveJobUID != ""
+	held := false
+	if c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionRotating); c != nil {
+		held = c.Reason == v1alpha1.ReasonAwaitingRollout
+	}
+	return (req != "" && req != st.LastHandledRequest) || st.ActiveJobUID != "" || held
 }
 
 // unhandledRequestAge is how long a rotate request on a secret without rotation status is taken
