@@ -60,7 +60,7 @@ func TrimForCache(in any) (any, error) {
 	case *v1alpha1.SecretVersion:
 		// The payload is read with a GET when a version is opened (PayloadCached): the cache holds
 		// what decides things (ids, labels, key id, binding), not every value ever written.
-		o.ManagedFields = nil
+		_, _ = TrimDefault(o) // a version restored with kubectl apply carries its payload there too
 		if p := o.Spec.Payload; p != nil {
 			p.WrappedKey, p.Nonce, p.Ciphertext = "", "", ""
 		}

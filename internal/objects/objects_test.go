@@ -60,6 +60,10 @@ func TestTrimDefault(t *testing.T) {
 	if m.ManagedFields != nil || len(m.Annotations) != 2 || m.Annotations[v1alpha1.AnnotationSecretID] != "id" || m.Annotations["team.example.com/owner"] != "a" {
 		t.Fatalf("trimmed ManagedSecret: %+v", m.ObjectMeta)
 	}
+	v := &v1alpha1.SecretVersion{ObjectMeta: metav1.ObjectMeta{Name: "v", Annotations: map[string]string{lastApplied: `{"spec":{"payload":"..."}}`, "kube-secrets-manager.io/intended-stages": "AWSCURRENT"}}}
+	if out, _ := TrimForCache(v); len(out.(*v1alpha1.SecretVersion).Annotations) != 1 {
+		t.Fatalf("a cached version keeps kubectl's copy of its payload: %+v", out.(*v1alpha1.SecretVersion).Annotations)
+	}
 	p := &v1alpha1.RotationPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p", Annotations: map[string]string{lastApplied: "{}"}}}
 	if out, _ := TrimForCache(p); out.(*v1alpha1.RotationPolicy).Annotations != nil {
 		t.Fatalf("an annotation map left empty is kept: %+v", out)

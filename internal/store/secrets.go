@@ -164,9 +164,12 @@ func rotationUnderWay(m *v1alpha1.ManagedSecret, now time.Time) bool {
 		at, err := time.Parse(time.RFC3339Nano, req)
 		return err == nil && now.Sub(at) < unhandledRequestAge
 	}
+	// A cancellation deletes the held Job, and the condition may say AwaitingRollout until the
+	// rotation is turned on again: then nothing is held.
 	held := false
 	if c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionRotating); c != nil {
-		held = c.Reason == v1alpha1.ReasonAwaitingRollout
+		_, cancelled := m.Annotations[request.AnnotationRotationCancelled]
+		held = c.Reason == v1alpha1.ReasonAwaitingRollout && !cancelled
 	}
 	return (req != "" && req != st.LastHandledRequest) || st.ActiveJobUID != "" || held
 }
