@@ -43,7 +43,7 @@ func setupAPI(ctx context.Context, mgr manager.Manager, direct client.Client, r 
 		DNSNames: []string{svc + "." + o.Namespace + ".svc", svc + "." + o.Namespace + ".svc.cluster.local", svc + "." + o.Namespace, svc, "localhost"}}
 	srv := awsapi.NewServer(awsapi.Config{
 		Cache: mgr.GetClient(), Direct: direct,
-		Store: &store.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: r.Keys, Limit: o.ValueLimit, ARN: r.arn},
+		Store: &store.Store{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Keys: r.Keys, Limit: o.ValueLimit, ARN: r.arn, Indexed: r.indexed},
 		Keys:  r.Keys, Certs: certs, Authz: &awsapi.Authorizer{Client: direct},
 		ARN: arn, TokenAudience: o.API.TokenAudience, Now: o.Clock, WallClock: o.API.WallClock,
 	}, 30*time.Second)

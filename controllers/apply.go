@@ -31,11 +31,13 @@ func secretMetaObject() *metav1.PartialObjectMetadata {
 	return m
 }
 
-// listSecretMeta lists the cached metadata of the operator's labelled Secrets in a namespace.
+// listSecretMeta lists the cached metadata of the operator's labelled Secrets in a namespace; when
+// the labels name a ManagedSecret, through the index of its objects.
 func (r *ManagedSecretReconciler) listSecretMeta(ctx context.Context, namespace string, labels client.MatchingLabels) ([]metav1.PartialObjectMetadata, error) {
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := r.List(ctx, list, client.InNamespace(namespace), labels); err != nil {
+	opts := append([]client.ListOption{client.InNamespace(namespace), labels}, r.ofManagedSecret(labels[v1alpha1.LabelManagedSecretUID])...)
+	if err := r.List(ctx, list, opts...); err != nil {
 		return nil, err
 	}
 	return list.Items, nil

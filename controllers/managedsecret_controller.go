@@ -74,6 +74,9 @@ type ManagedSecretReconciler struct {
 	// store is the one implementation of the version rules (made on first use).
 	store     *store.Store
 	storeOnce sync.Once
+	// indexed: the client's cache indexes versions, Secrets and Jobs by objects.IndexManagedSecretUID
+	// (set by SetupWithManager; a reconciler run by hand against the API server has no index).
+	indexed bool
 }
 
 // Permissions (each line is explained in the README, "Permissions"):
@@ -127,9 +130,18 @@ func (r *ManagedSecretReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 // it learns about deprecated versions reaches the reconciles (store.Store.PruneDue).
 func (r *ManagedSecretReconciler) Store() *store.Store {
 	r.storeOnce.Do(func() {
-		r.store = &store.Store{Client: r.Client, APIReader: r.APIReader, Keys: r.Keys, Limit: r.ValueLimit, ARN: r.arn}
+		r.store = &store.Store{Client: r.Client, APIReader: r.APIReader, Keys: r.Keys, Limit: r.ValueLimit, ARN: r.arn, Indexed: r.indexed}
 	})
 	return r.store
+}
+
+// ofManagedSecret narrows a cached list to one secret's objects through the index (nothing when
+// the reconciler reads the API server directly; its label selector does the selecting then).
+func (r *ManagedSecretReconciler) ofManagedSecret(uid string) []client.ListOption {
+	if !r.indexed || uid == "" {
+		return nil
+	}
+	return []client.ListOption{objects.OfManagedSecret(uid)}
 }
 
 // claim adds the finalizer and the stable secret id in one merge patch (touching no spec field,
@@ -298,6 +310,14 @@ func (r *ManagedSecretReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if workers <= 0 {
 		workers = 4
 	}
+	// One secret's versions, Secrets and Jobs are listed through this index (see
+	// objects.IndexManagedSecretUID); the AWS API's store uses it too.
+	for _, obj := range []client.Object{&v1alpha1.SecretVersion{}, secretMetaObject(), &batchv1.Job{}} {
+		if err := mgr.GetFieldIndexer().IndexField(context.Background(), obj, objects.IndexManagedSecretUID, objects.ManagedSecretUIDOf); err != nil {
+			return err
+		}
+	}
+	r.indexed = true
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.ManagedSecret{}, policyIndex, func(o client.Object) []string {
 		if rot := o.(*v1alpha1.ManagedSecret).Spec.Rotation; rot != nil {
 			return []string{rot.PolicyRef.Name}

@@ -61,8 +61,12 @@ func (r *ManagedSecretReconciler) adoptRestoredVersions(ctx context.Context, fro
 		reader = r.Client
 	}
 	sel := client.MatchingLabels{v1alpha1.LabelManagedSecretUID: objects.SecretID(msec)}
+	opts := []client.ListOption{client.InNamespace(msec.Namespace), sel}
+	if fromCache {
+		opts = append(opts, r.ofManagedSecret(objects.SecretID(msec))...)
+	}
 	list := &v1alpha1.SecretVersionList{}
-	if err := reader.List(ctx, list, client.InNamespace(msec.Namespace), sel); err != nil {
+	if err := reader.List(ctx, list, opts...); err != nil {
 		return 0, err
 	}
 	if fromCache && lookDeprecated {

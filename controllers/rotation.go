@@ -117,7 +117,9 @@ func (r *ManagedSecretReconciler) trustedJobs(ctx context.Context, s *scope) ([]
 		started[types.UID(st.ActiveJobUID)] = true
 	}
 	list := &batchv1.JobList{}
-	if err := r.List(ctx, list, client.InNamespace(s.msec.Namespace), client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}); err != nil {
+	opts := append([]client.ListOption{client.InNamespace(s.msec.Namespace), client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}},
+		r.ofManagedSecret(string(s.msec.UID))...)
+	if err := r.List(ctx, list, opts...); err != nil {
 		return nil, err
 	}
 	var out []batchv1.Job

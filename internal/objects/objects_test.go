@@ -105,3 +105,16 @@ func TestImportAllowed(t *testing.T) {
 		t.Fatal("consent is read wrongly")
 	}
 }
+
+func TestManagedSecretUIDIndex(t *testing.T) {
+	labelled := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{v1alpha1.LabelManagedSecretUID: "u1"}}}
+	if got := ManagedSecretUIDOf(labelled); len(got) != 1 || got[0] != "u1" {
+		t.Fatalf("index of a labelled object: %v", got)
+	}
+	if got := ManagedSecretUIDOf(&batchv1.Job{}); got != nil {
+		t.Fatalf("index of an unlabelled object: %v", got)
+	}
+	if f := OfManagedSecret("u1"); f[IndexManagedSecretUID] != "u1" || len(f) != 1 {
+		t.Fatalf("selector: %v", f)
+	}
+}

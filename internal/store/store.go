@@ -60,6 +60,9 @@ type Store struct {
 	Limit int
 	// ARN names a secret in messages, as AWS's do.
 	ARN func(*v1alpha1.ManagedSecret) string
+	// Indexed says the cache behind Client indexes versions by objects.IndexManagedSecretUID
+	// (false for a client without that index, such as a test's fake client).
+	Indexed bool
 
 	prunes pruneBook
 }
@@ -95,8 +98,12 @@ func (st *Store) LoadFresh(ctx context.Context, owner *v1alpha1.ManagedSecret) (
 
 func (st *Store) load(ctx context.Context, r client.Reader, owner *v1alpha1.ManagedSecret) (*Secret, error) {
 	sel := NotDeprecated().Add(labelIs(v1alpha1.LabelManagedSecretUID, string(owner.UID)))
+	opts := []client.ListOption{client.InNamespace(owner.Namespace), client.MatchingLabelsSelector{Selector: sel}}
+	if st.Indexed && r == client.Reader(st.Client) {
+		opts = append(opts, objects.OfManagedSecret(string(owner.UID)))
+	}
 	list := &v1alpha1.SecretVersionList{}
-	if err := r.List(ctx, list, client.InNamespace(owner.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	if err := r.List(ctx, list, opts...); err != nil {
 		return nil, err
 	}
 	s := &Secret{st: st, owner: owner}
