@@ -36,8 +36,7 @@ func secretMetaObject() *metav1.PartialObjectMetadata {
 func (r *ManagedSecretReconciler) listSecretMeta(ctx context.Context, namespace string, labels client.MatchingLabels) ([]metav1.PartialObjectMetadata, error) {
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	opts := append([]client.ListOption{client.InNamespace(namespace), labels}, r.ofManagedSecret(labels[v1alpha1.LabelManagedSecretUID])...)
-	if err := r.List(ctx, list, opts...); err != nil {
+	if err := r.List(ctx, list, r.cachedList(namespace, labels)...); err != nil {
 		return nil, err
 	}
 	return list.Items, nil

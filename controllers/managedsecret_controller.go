@@ -135,13 +135,15 @@ func (r *ManagedSecretReconciler) Store() *store.Store {
 	return r.store
 }
 
-// ofManagedSecret narrows a cached list to one secret's objects through the index (nothing when
-// the reconciler reads the API server directly; its label selector does the selecting then).
-func (r *ManagedSecretReconciler) ofManagedSecret(uid string) []client.ListOption {
-	if !r.indexed || uid == "" {
-		return nil
+// cachedList is the options of a cached list in namespace of the objects labels select; when the
+// labels name a ManagedSecret, the list goes through the index of its objects (not when the
+// reconciler reads the API server directly: its label selector does the selecting then).
+func (r *ManagedSecretReconciler) cachedList(namespace string, labels client.MatchingLabels) []client.ListOption {
+	opts := []client.ListOption{client.InNamespace(namespace), labels}
+	if uid := labels[v1alpha1.LabelManagedSecretUID]; r.indexed && uid != "" {
+		opts = append(opts, objects.OfManagedSecret(uid))
 	}
-	return []client.ListOption{objects.OfManagedSecret(uid)}
+	return opts
 }
 
 // claim adds the finalizer and the stable secret id in one merge patch (touching no spec field,

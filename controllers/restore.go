@@ -56,14 +56,10 @@ func (r *ManagedSecretReconciler) adopt(ctx context.Context, obj client.Object, 
 // always asked of the API server; the watch never sees them arrive, and the secret's next
 // reconcile adopts them.
 func (r *ManagedSecretReconciler) adoptRestoredVersions(ctx context.Context, fromCache, lookDeprecated bool, msec *v1alpha1.ManagedSecret) (int, error) {
-	reader := r.APIReader
-	if fromCache {
-		reader = r.Client
-	}
 	sel := client.MatchingLabels{v1alpha1.LabelManagedSecretUID: objects.SecretID(msec)}
-	opts := []client.ListOption{client.InNamespace(msec.Namespace), sel}
+	reader, opts := client.Reader(r.APIReader), []client.ListOption{client.InNamespace(msec.Namespace), sel}
 	if fromCache {
-		opts = append(opts, r.ofManagedSecret(objects.SecretID(msec))...)
+		reader, opts = r.Client, r.cachedList(msec.Namespace, sel)
 	}
 	list := &v1alpha1.SecretVersionList{}
 	if err := reader.List(ctx, list, opts...); err != nil {

@@ -117,9 +117,7 @@ func (r *ManagedSecretReconciler) trustedJobs(ctx context.Context, s *scope) ([]
 		started[types.UID(st.ActiveJobUID)] = true
 	}
 	list := &batchv1.JobList{}
-	opts := append([]client.ListOption{client.InNamespace(s.msec.Namespace), client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)}},
-		r.ofManagedSecret(string(s.msec.UID))...)
-	if err := r.List(ctx, list, opts...); err != nil {
+	if err := r.List(ctx, list, r.cachedList(s.msec.Namespace, client.MatchingLabels{v1alpha1.LabelManagedSecretUID: string(s.msec.UID)})...); err != nil {
 		return nil, err
 	}
 	var out []batchv1.Job
