@@ -31,11 +31,39 @@ const (
 
 func newSecret(t *testing.T) (*Store, *v1alpha1.ManagedSecret) {
 	t.Helper()
+	return newGatedSecret(t, nil)
+}
+
+// patchGate counts the patches of a store's client and fails the ones fail picks, by their
+// number (from 1) since patches was last reset: a crash or a lost answer after some writes.
+type patchGate struct {
+	patches int
+	fail    func(n int) bool
+}
+
+// after fails every patch after the first n.
+func after(n int) func(int) bool { return func(k int) bool { return k > n } }
+
+// newGatedSecret is newSecret whose client's patches pass through gate (none when nil).
+func newGatedSecret(t *testing.T, gate *patchGate) (*Store, *v1alpha1.ManagedSecret) {
+	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	b := fake.NewClientBuilder().WithScheme(scheme)
+	if gate != nil {
+		b = b.WithInterceptorFuncs(interceptor.Funcs{
+			Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+				gate.patches++
+				if gate.fail != nil && gate.fail(gate.patches) {
+					return errors.New("the operator stopped")
+				}
+				return c.Patch(ctx, obj, patch, opts...)
+			},
+		})
+	}
+	c := b.Build()
 	ring, err := keyring.New(time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -322,55 +350,37 @@ func TestFinishAndInterruptedWrites(t *testing.T) {
 // one writes nothing.
 func TestFinishKeepsItsMarkAndANewerMarkWins(t *testing.T) {
 	ctx := context.Background()
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	patches, failAfter := 0, -1
-	c := fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			if failAfter >= 0 && patches >= failAfter {
-				return errors.New("the operator stopped")
-			}
-			patches++
-			return c.Patch(ctx, obj, patch, opts...)
-		},
-	}).Build()
-	ring, err := keyring.New(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &Store{Client: c, APIReader: c, Keys: keyring.NewProvider(ring, nil), Limit: 65536}
-	owner := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: types.UID("owner-uid")}}
+	gate := &patchGate{}
+	st, owner := newGatedSecret(t, gate)
 	mustPut(t, load(t, st, owner), v1, "a")
 	first, err := load(t, st, owner).CreatePending(ctx, str("b"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	patches = 0
+	gate.patches = 0
 	if err := load(t, st, owner).Finish(ctx, first); err != nil {
 		t.Fatal(err)
 	}
-	if patches != 2 {
-		t.Fatalf("the first finish took %d label writes, want 2", patches)
+	if gate.patches != 2 {
+		t.Fatalf("the first finish took %d label writes, want 2", gate.patches)
 	}
 	if got := labelsOf(t, st, owner); got[first] != "AWSCURRENT" || got[v1] != "AWSPREVIOUS" {
 		t.Fatalf("after the finish: %v", got)
 	}
-	patches = 0
-	if err := load(t, st, owner).CompleteInterrupted(ctx); err != nil || patches != 0 {
-		t.Fatalf("an idle reconcile after the finish: %d writes, %v", patches, err)
+	gate.patches = 0
+	if err := load(t, st, owner).CompleteInterrupted(ctx); err != nil || gate.patches != 0 {
+		t.Fatalf("an idle reconcile after the finish: %d writes, %v", gate.patches, err)
 	}
 
 	second, err := load(t, st, owner).CreatePending(ctx, str("c"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	patches, failAfter = 0, 1
+	gate.patches, gate.fail = 0, after(1)
 	if err := load(t, st, owner).Finish(ctx, second); err == nil {
 		t.Fatal("the interrupted finish succeeded")
 	}
-	failAfter = -1
+	gate.fail = nil
 	s := load(t, st, owner)
 	if a, b := s.Version(first).Annotations[AnnotationTakingCurrent], s.Version(second).Annotations[AnnotationTakingCurrent]; a == "" || b == "" {
 		t.Fatalf("want two marked AWSCURRENT holders after the crash, got marks %q and %q", a, b)
@@ -393,27 +403,8 @@ func TestFinishKeepsItsMarkAndANewerMarkWins(t *testing.T) {
 // AWSCURRENT back to the old version after the Job had changed the credential).
 func TestAFailedLabelWriteDoesNotLowerTheNextMark(t *testing.T) {
 	ctx := context.Background()
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	failing := map[int]bool{}
-	patches := 0
-	c := fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			patches++
-			if failing[patches] {
-				return errors.New("the API server did not answer")
-			}
-			return c.Patch(ctx, obj, patch, opts...)
-		},
-	}).Build()
-	ring, err := keyring.New(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &Store{Client: c, APIReader: c, Keys: keyring.NewProvider(ring, nil), Limit: 65536}
-	owner := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: types.UID("owner-uid")}}
+	gate := &patchGate{}
+	st, owner := newGatedSecret(t, gate)
 	mustPut(t, load(t, st, owner), v1, "a")
 	var current string
 	for _, val := range []string{"b", "c"} {
@@ -431,14 +422,14 @@ func TestAFailedLabelWriteDoesNotLowerTheNextMark(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := load(t, st, owner)
-	patches, failing = 0, map[int]bool{1: true, 3: true}
+	gate.patches, gate.fail = 0, func(n int) bool { return n == 1 || n == 3 }
 	if err := s.UpdateStage(ctx, "custom", current, ""); err == nil { // patch 1 fails
 		t.Fatal("the failed request succeeded")
 	}
 	if err := s.Finish(ctx, next); err == nil { // patch 2 marks next, patch 3 fails
 		t.Fatal("the interrupted finish succeeded")
 	}
-	failing = map[int]bool{}
+	gate.fail = nil
 	if err := load(t, st, owner).CompleteInterrupted(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -467,26 +458,8 @@ func TestCreateFirstIsIdempotent(t *testing.T) {
 // versions out still finds it, and CompleteInterrupted finishes the move.
 func TestMoveOntoDeprecatedSurvivesACrash(t *testing.T) {
 	ctx := context.Background()
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	patches, failAfter := 0, -1
-	c := fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			if failAfter >= 0 && patches >= failAfter {
-				return errors.New("the operator stopped")
-			}
-			patches++
-			return c.Patch(ctx, obj, patch, opts...)
-		},
-	}).Build()
-	ring, err := keyring.New(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &Store{Client: c, APIReader: c, Keys: keyring.NewProvider(ring, nil), Limit: 65536}
-	owner := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "db", UID: types.UID("owner-uid")}}
+	gate := &patchGate{}
+	st, owner := newGatedSecret(t, gate)
 	s := load(t, st, owner)
 	mustPut(t, s, v1, "a")
 	mustPut(t, s, v2, "b")
@@ -495,11 +468,11 @@ func TestMoveOntoDeprecatedSurvivesACrash(t *testing.T) {
 	if s.Version(v1) != nil {
 		t.Fatal("the deprecated version was loaded with the labelled ones")
 	}
-	patches, failAfter = 0, 1
+	gate.patches, gate.fail = 0, after(1)
 	if err := s.UpdateStage(ctx, stages.Current, v1, v3); err == nil {
 		t.Fatal("the interrupted move succeeded")
 	}
-	failAfter = -1
+	gate.fail = nil
 	s = load(t, st, owner)
 	if v := s.Version(v1); v == nil || v.Annotations[AnnotationIntendedStages] == "" {
 		t.Fatalf("the target of the interrupted move is not loaded with its intent: %+v", v)
