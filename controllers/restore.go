@@ -57,7 +57,7 @@ func (r *ManagedSecretReconciler) adopt(ctx context.Context, obj client.Object, 
 // reconcile adopts them.
 func (r *ManagedSecretReconciler) adoptRestoredVersions(ctx context.Context, fromCache, lookDeprecated bool, msec *v1alpha1.ManagedSecret) (int, error) {
 	sel := client.MatchingLabels{v1alpha1.LabelManagedSecretUID: objects.SecretID(msec)}
-	reader, opts := client.Reader(r.APIReader), []client.ListOption{client.InNamespace(msec.Namespace), sel}
+	reader, opts := r.APIReader, []client.ListOption{client.InNamespace(msec.Namespace), sel}
 	if fromCache {
 		reader, opts = r.Client, r.cachedList(msec.Namespace, sel)
 	}
