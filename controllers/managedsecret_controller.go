@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -315,7 +316,11 @@ func (r *ManagedSecretReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// One secret's versions, Secrets and Jobs are listed through this index (see
 	// objects.IndexManagedSecretUID); the AWS API's store uses it too.
 	for _, obj := range []client.Object{&v1alpha1.SecretVersion{}, secretMetaObject(), &batchv1.Job{}} {
-		if err := mgr.GetFieldIndexer().IndexField(context.Background(), obj, objects.IndexManagedSecretUID, objects.ManagedSecretUIDOf); err != nil {
+		informer, err := mgr.GetCache().GetInformer(context.Background(), obj, cache.BlockUntilSynced(false))
+		if err != nil {
+			return err
+		}
+		if err := informer.AddIndexers(objects.ManagedSecretUIDIndexers()); err != nil {
 			return err
 		}
 	}

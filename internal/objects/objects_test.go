@@ -107,12 +107,25 @@ func TestImportAllowed(t *testing.T) {
 }
 
 func TestManagedSecretUIDIndex(t *testing.T) {
-	labelled := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{v1alpha1.LabelManagedSecretUID: "u1"}}}
-	if got := ManagedSecretUIDOf(labelled); len(got) != 1 || got[0] != "u1" {
-		t.Fatalf("index of a labelled object: %v", got)
+	indexers := ManagedSecretUIDIndexers()
+	if len(indexers) != 1 {
+		t.Fatalf("want one indexer, got %d", len(indexers))
 	}
-	if got := ManagedSecretUIDOf(&batchv1.Job{}); got != nil {
-		t.Fatalf("index of an unlabelled object: %v", got)
+	index := indexers["field:"+IndexManagedSecretUID]
+	if index == nil {
+		t.Fatalf("no indexer under the name controller-runtime's cache reader looks up: %v", indexers)
+	}
+	labelled := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a",
+		Labels: map[string]string{v1alpha1.LabelManagedSecretUID: "u1"}}}
+	// One key, in the object's namespace only: no second key under "all namespaces".
+	if got, err := index(labelled); err != nil || len(got) != 1 || got[0] != "team-a/u1" {
+		t.Fatalf("keys of a labelled object: %v, %v", got, err)
+	}
+	if got, err := index(&batchv1.Job{}); err != nil || got != nil {
+		t.Fatalf("keys of an unlabelled object: %v, %v", got, err)
+	}
+	if _, err := index("not an object"); err == nil {
+		t.Fatal("a non-object was indexed")
 	}
 	if f := OfManagedSecret("u1"); f[IndexManagedSecretUID] != "u1" || len(f) != 1 {
 		t.Fatalf("selector: %v", f)
