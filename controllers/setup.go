@@ -194,7 +194,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 		return nil, err
 	}
 	registerMetrics()
-	if err := mgr.Add(exportSecretsWhenElected{reader: mgr.GetClient()}); err != nil {
+	if err := mgr.Add(exportSecretsWhenElected{cache: mgr.GetCache()}); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

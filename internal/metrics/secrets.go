@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
@@ -80,25 +81,39 @@ func (c SecretCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// Collect sends one set of series per secret.
+// Collect sends one set of series per secret. A scrape makes about ten series per secret, so
+// each secret's series share one allocation: their label pairs (name and namespace are the prefix
+// of the info series' sorted labels) and their gauges. client_golang's const metrics took six
+// allocations a series, which at 10,000 secrets was most of a scrape's garbage.
 func (c SecretCollector) Collect(ch chan<- prometheus.Metric) {
 	c.List(func(s SecretState) {
-		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		set := &secretSeries{}
+		values := [...]*string{&s.Name, &s.Namespace, &s.Policy, &s.Strategy}
+		for i := range set.pairs {
+			set.pairs[i].Name, set.pairs[i].Value = &sortedInfoLabels[i], values[i]
+			set.labels[i] = &set.pairs[i]
 		}
+		n := 0
+		gauge := func(d *prometheus.Desc, v float64, labels []*dto.LabelPair) {
+			g := &set.series[n]
+			n++
+			g.desc, g.labels, g.value = d, labels, v
+			ch <- g
+		}
+		secret := set.labels[:2]
 		flag := func(d *prometheus.Desc, b bool) {
 			v := 0.0
 			if b {
 				v = 1
 			}
-			gauge(d, v, s.Namespace, s.Name)
+			gauge(d, v, secret)
 		}
 		stamp := func(d *prometheus.Desc, t *time.Time) {
 			if t != nil {
-				gauge(d, float64(t.Unix()), s.Namespace, s.Name)
+				gauge(d, float64(t.Unix()), secret)
 			}
 		}
-		gauge(infoDesc, 1, s.Namespace, s.Name, s.Policy, s.Strategy)
+		gauge(infoDesc, 1, set.labels[:])
 		flag(readyDesc, s.Ready)
 		flag(overdueDesc, s.Overdue)
 		flag(staleDesc, s.Stale)
@@ -107,6 +122,33 @@ func (c SecretCollector) Collect(ch chan<- prometheus.Metric) {
 		stamp(lastChangedDesc, s.LastChanged)
 		stamp(lastRotatedDesc, s.LastRotated)
 		stamp(nextRotationDesc, s.NextRotation)
-		gauge(versionsDesc, float64(s.Versions), s.Namespace, s.Name)
+		gauge(versionsDesc, float64(s.Versions), secret)
 	})
+}
+
+// sortedInfoLabels are the info series' label names in the order the exposition wants (sorted);
+// the other series have the first two.
+var sortedInfoLabels = [...]string{"name", "namespace", "rotation_policy", "strategy"}
+
+// secretSeries holds one secret's series for one scrape.
+type secretSeries struct {
+	pairs  [len(sortedInfoLabels)]dto.LabelPair
+	labels [len(sortedInfoLabels)]*dto.LabelPair
+	series [10]series
+}
+
+// series is one per-secret gauge; the registry reads it once, while it gathers.
+type series struct {
+	desc   *prometheus.Desc
+	labels []*dto.LabelPair
+	value  float64
+	gauge  dto.Gauge
+}
+
+func (g *series) Desc() *prometheus.Desc { return g.desc }
+
+func (g *series) Write(out *dto.Metric) error {
+	g.gauge.Value = &g.value
+	out.Label, out.Gauge = g.labels, &g.gauge
+	return nil
 }
