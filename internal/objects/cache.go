@@ -63,10 +63,11 @@ func TrimForCache(in any) (any, error) {
 	case *v1alpha1.SecretVersion:
 		// The payload is read with a GET when a version is opened (PayloadCached): the cache holds
 		// what decides things (ids, labels, key id, binding), not every value ever written.
-		_, _ = TrimDefault(o) // a version restored with kubectl apply carries its payload there too
+		trimDefault(o) // a version restored with kubectl apply carries its payload there too
 		if p := o.Spec.Payload; p != nil {
 			p.WrappedKey, p.Nonce, p.Ciphertext = "", "", ""
 		}
+		internVersion(o)
 	default:
 		return TrimDefault(in)
 	}
@@ -77,14 +78,28 @@ func TrimForCache(in any) (any, error) {
 const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
 // TrimDefault is the transform of the other caches (ManagedSecrets, RotationPolicies, AccessKeys,
-// workloads): managed fields and kubectl's last-applied copy of the object go. The operator reads
+// workloads): managed fields and kubectl's last-applied copy of the object go (the operator reads
 // neither, and the copy can double a cached object; the operator's patches are computed between
-// two copies of the cached object, so they never touch what was trimmed.
+// two copies of the cached object, so they never touch what was trimmed), and repeated strings
+// are shared (intern.go).
 func TrimDefault(in any) (any, error) {
 	m, ok := in.(metav1.Object)
 	if !ok {
 		return in, nil
 	}
+	trimDefault(m)
+	switch o := in.(type) {
+	case *v1alpha1.ManagedSecret:
+		internManagedSecret(o)
+	case interface{ GetObjectMeta() metav1.Object }:
+		if meta, ok := o.GetObjectMeta().(*metav1.ObjectMeta); ok {
+			internMeta(meta, "")
+		}
+	}
+	return in, nil
+}
+
+func trimDefault(m metav1.Object) {
 	m.SetManagedFields(nil)
 	if ann := m.GetAnnotations(); ann != nil {
 		if _, ok := ann[lastApplied]; ok {
@@ -94,7 +109,6 @@ func TrimDefault(in any) (any, error) {
 			}
 		}
 	}
-	return in, nil
 }
 
 // PayloadCached reports whether a version carries its payload (false for a cached version, whose
@@ -113,6 +127,7 @@ func trimMeta(m *metav1.ObjectMeta) {
 		owners = []metav1.OwnerReference{*c}
 	}
 	m.OwnerReferences = owners
+	internMeta(m, m.Labels[v1alpha1.LabelManagedSecretUID])
 }
 
 // keepOwn keeps the entries under the operator's prefixes (and its managed-by label), dropping

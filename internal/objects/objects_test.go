@@ -1,12 +1,17 @@
 package objects
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 )
@@ -129,5 +134,90 @@ func TestManagedSecretUIDIndex(t *testing.T) {
 	}
 	if f := OfManagedSecret("u1"); f[IndexManagedSecretUID] != "u1" || len(f) != 1 {
 		t.Fatalf("selector: %v", f)
+	}
+}
+
+// The cache transforms share repeated strings: the table's copy of a label key or condition
+// reason, and within one object the ManagedSecret's uid wherever it repeats. Nothing changes
+// value.
+func TestCachedObjectsShareRepeatedStrings(t *testing.T) {
+	uid := "6988cfec-22e0-4649-9724-084f6e0f3fe6"
+	clone := func(s string) string { return string([]byte(s)) } // a decoded copy
+	ownerRef := func() []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: clone("kube-secrets-manager.io/v1alpha1"), Kind: clone("ManagedSecret"),
+			Name: clone("db"), UID: types.UID(clone(uid)), Controller: ptr.To(true)}}
+	}
+	version := func() *v1alpha1.SecretVersion {
+		return &v1alpha1.SecretVersion{
+			ObjectMeta: metav1.ObjectMeta{Namespace: clone("team-a"), Name: "db-1", OwnerReferences: ownerRef(),
+				Labels: map[string]string{clone(v1alpha1.LabelManagedSecretUID): clone(uid), clone(v1alpha1.LabelManagedBy): clone(v1alpha1.ManagedByValue)}},
+			Spec: v1alpha1.SecretVersionSpec{ManagedSecretName: clone("db"), VersionID: clone(uid), Stages: []string{clone("AWSCURRENT")},
+				Payload: &v1alpha1.EncryptedPayload{Algorithm: clone("AES-256-GCM"), KeyID: clone("key-1"), Ciphertext: "c"}},
+		}
+	}
+	same := func(a, b string) bool { return len(a) > 0 && len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b) }
+	a, _ := TrimForCache(version())
+	b, _ := TrimForCache(version())
+	va, vb := a.(*v1alpha1.SecretVersion), b.(*v1alpha1.SecretVersion)
+	if !reflect.DeepEqual(va.Labels, vb.Labels) || va.Labels[v1alpha1.LabelManagedSecretUID] != uid || va.Spec.VersionID != uid || va.Spec.Payload.KeyID != "key-1" {
+		t.Fatalf("values changed: %+v", va)
+	}
+	for k := range va.Labels {
+		for k2 := range vb.Labels {
+			if k == k2 && !same(k, k2) {
+				t.Errorf("label key %q not shared between two versions", k)
+			}
+		}
+	}
+	if !same(va.Namespace, vb.Namespace) || !same(va.Spec.Stages[0], vb.Spec.Stages[0]) || !same(va.OwnerReferences[0].Kind, vb.OwnerReferences[0].Kind) ||
+		!same(va.Spec.Payload.Algorithm, vb.Spec.Payload.Algorithm) {
+		t.Error("namespace, staging label, owner kind or algorithm not shared between two versions")
+	}
+	// Within one version, its uid is one string.
+	if !same(va.Spec.VersionID, va.Labels[v1alpha1.LabelManagedSecretUID]) || !same(string(va.OwnerReferences[0].UID), va.Spec.VersionID) ||
+		!same(va.Spec.ManagedSecretName, va.OwnerReferences[0].Name) {
+		t.Error("the version's uid or name is held more than once")
+	}
+	// A uid is never put into the shared table: it is one secret's, not repeated across secrets.
+	if _, ok := cacheStrings.m[uid]; ok {
+		t.Error("a uid entered the shared table")
+	}
+
+	msec := &v1alpha1.ManagedSecret{ObjectMeta: metav1.ObjectMeta{Namespace: clone("team-a"), Name: "db", UID: types.UID(uid),
+		Annotations: map[string]string{clone(v1alpha1.AnnotationSecretID): clone(uid)}, Finalizers: []string{clone(v1alpha1.Finalizer)}},
+		Status: v1alpha1.ManagedSecretStatus{CurrentVersionID: clone(uid), TargetSecretName: clone("db"),
+			Conditions: []metav1.Condition{{Type: clone("Ready"), Status: metav1.ConditionStatus(clone("True")), Reason: clone("Projected"), Message: "m"}},
+			Versions:   []v1alpha1.VersionSummary{{VersionID: clone(uid), Stages: []string{clone("AWSCURRENT")}}}}}
+	out, _ := TrimDefault(msec)
+	m := out.(*v1alpha1.ManagedSecret)
+	if !same(m.Status.CurrentVersionID, string(m.UID)) || !same(m.Annotations[v1alpha1.AnnotationSecretID], string(m.UID)) ||
+		!same(m.Status.Versions[0].VersionID, string(m.UID)) || !same(m.Status.TargetSecretName, m.Name) {
+		t.Error("the ManagedSecret's uid or name is held more than once")
+	}
+	if !same(m.Status.Versions[0].Stages[0], va.Spec.Stages[0]) || !same(m.Namespace, va.Namespace) {
+		t.Error("a staging label or namespace is not shared between a ManagedSecret and a version")
+	}
+	if m.Status.Conditions[0].Reason != "Projected" || m.Finalizers[0] != v1alpha1.Finalizer {
+		t.Fatalf("values changed: %+v", m)
+	}
+}
+
+// The table stops growing at its bound: whatever a tenant writes, it costs a bounded amount.
+func TestTheSharedTableIsBounded(t *testing.T) {
+	in := &interner{m: map[string]string{}}
+	for i := 0; i < internMaxEntries+100; i++ {
+		s := fmt.Sprintf("key-%d", i)
+		if got := in.intern(s); got != s {
+			t.Fatalf("intern changed %q into %q", s, got)
+		}
+	}
+	if in.len() != internMaxEntries {
+		t.Fatalf("the table holds %d, want its bound %d", in.len(), internMaxEntries)
+	}
+	long := strings.Repeat("x", internMaxLen+1)
+	in.m = map[string]string{}
+	in.intern(long)
+	if in.len() != 0 {
+		t.Fatal("a long string entered the table")
 	}
 }
