@@ -100,7 +100,9 @@ func (c SecretCollector) Collect(ch chan<- prometheus.Metric) {
 			g.desc, g.labels, g.value = d, labels, v
 			ch <- g
 		}
-		secret := set.labels[:2]
+		// Capacity 2: a wrapping registerer appending its labels must not write into the info
+		// series' labels.
+		secret := set.labels[:2:2]
 		flag := func(d *prometheus.Desc, b bool) {
 			v := 0.0
 			if b {

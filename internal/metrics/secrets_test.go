@@ -70,3 +70,24 @@ kube_secrets_manager_secret_versions{name="db",namespace="team-a"} 2
 		t.Fatal(err)
 	}
 }
+
+// Under a registerer that adds its own labels (a wrapper appends them to each series' label pairs,
+// which a secret's series share), every series carries them and keeps its own.
+func TestSecretCollectorUnderAWrappingRegisterer(t *testing.T) {
+	c := SecretCollector{List: func(yield func(SecretState)) {
+		yield(SecretState{Namespace: "team-a", Name: "db", Policy: "weekly", Strategy: "password", Ready: true, Decrypts: true, Versions: 1})
+	}}
+	reg := prometheus.NewPedanticRegistry()
+	prometheus.WrapRegistererWith(prometheus.Labels{"replica": "a"}, reg).MustRegister(c)
+	want := `
+# HELP kube_secrets_manager_secret_info One series per ManagedSecret with its rotation policy and strategy (empty without a policy).
+# TYPE kube_secrets_manager_secret_info gauge
+kube_secrets_manager_secret_info{name="db",namespace="team-a",replica="a",rotation_policy="weekly",strategy="password"} 1
+# HELP kube_secrets_manager_secret_ready 1 when the secret's Ready condition is True.
+# TYPE kube_secrets_manager_secret_ready gauge
+kube_secrets_manager_secret_ready{name="db",namespace="team-a",replica="a"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "kube_secrets_manager_secret_info", "kube_secrets_manager_secret_ready"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -38,9 +38,13 @@ func (in *interner) intern(s string) string {
 	}
 	in.mu.RLock()
 	c, ok := in.m[s]
+	full := len(in.m) >= internMaxEntries
 	in.mu.RUnlock()
 	if ok {
 		return c
+	}
+	if full {
+		return s // no write lock once full: transforms of every informer would queue on it
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -67,39 +71,44 @@ func sameAs(s, canonical string) string {
 	return s
 }
 
-// internMeta shares the namespace, label and annotation keys, the values of labels other than
-// the uid, owner kinds and finalizers; uid (the ManagedSecret's, "" when unknown) is shared by
-// the label, annotation values and owner reference that repeat it.
+// internMeta shares the namespace, the operator's own label and annotation keys and the values of
+// its labels other than the uid, and its owner kinds and finalizer; uid (the ManagedSecret's, ""
+// when unknown) is shared by the label, annotation values and owner reference that repeat it.
+// Other keys and values are left as decoded: tenants choose them, and they would only fill the
+// table.
 func internMeta(m *metav1.ObjectMeta, uid string) {
 	in := cacheStrings
 	m.Namespace = in.intern(m.Namespace)
-	internKeys(m.Labels, func(k, v string) string {
+	internOwnKeys(m.Labels, func(k, v string) string {
 		if k == v1alpha1.LabelManagedSecretUID {
 			return sameAs(v, uid)
 		}
 		return in.intern(v)
 	})
-	internKeys(m.Annotations, func(_, v string) string { return sameAs(v, uid) })
+	internOwnKeys(m.Annotations, func(_, v string) string { return sameAs(v, uid) })
+	group := v1alpha1.GroupVersion.String()
 	for i := range m.OwnerReferences {
 		o := &m.OwnerReferences[i]
-		o.APIVersion, o.Kind = in.intern(o.APIVersion), in.intern(o.Kind)
+		if o.APIVersion == group {
+			o.APIVersion, o.Kind = in.intern(o.APIVersion), in.intern(o.Kind)
+		}
 		o.UID = types.UID(sameAs(string(o.UID), uid))
 	}
 	for i, f := range m.Finalizers {
-		m.Finalizers[i] = in.intern(f)
+		m.Finalizers[i] = sameAs(f, v1alpha1.Finalizer)
 	}
 }
 
-// internKeys replaces each key of m by the table's copy and each value by value(key, v).
-func internKeys(m map[string]string, value func(k, v string) string) {
-	if len(m) == 0 {
-		return
-	}
-	keys := make([]string, 0, len(m))
+// internOwnKeys replaces each of the operator's own keys in m by the table's copy, and its value
+// by value(key, v).
+func internOwnKeys(m map[string]string, value func(k, v string) string) {
+	var own []string
 	for k := range m {
-		keys = append(keys, k)
+		if IsOwnKey(k) {
+			own = append(own, k)
+		}
 	}
-	for _, k := range keys {
+	for _, k := range own {
 		v := m[k]
 		delete(m, k)
 		m[cacheStrings.intern(k)] = value(k, v)

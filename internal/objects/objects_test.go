@@ -7,6 +7,7 @@ import (
 	"testing"
 	"unsafe"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -199,6 +200,20 @@ func TestCachedObjectsShareRepeatedStrings(t *testing.T) {
 	}
 	if m.Status.Conditions[0].Reason != "Projected" || m.Finalizers[0] != v1alpha1.Finalizer {
 		t.Fatalf("values changed: %+v", m)
+	}
+
+	// What tenants choose (their label keys and values, other owners' kinds) stays out of the table.
+	tenant := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "app",
+		Labels:          map[string]string{clone("team.example/tier"): clone("gold-tier-label")},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: clone("example.com/v9"), Kind: clone("Widget"), Name: "w", UID: "u"}}}}
+	out, _ = TrimDefault(tenant)
+	if d := out.(*appsv1.Deployment); d.Labels["team.example/tier"] != "gold-tier-label" || d.OwnerReferences[0].Kind != "Widget" {
+		t.Fatalf("values changed: %+v", d)
+	}
+	for _, s := range []string{"team.example/tier", "gold-tier-label", "example.com/v9", "Widget"} {
+		if _, ok := cacheStrings.m[s]; ok {
+			t.Errorf("%q, chosen by a tenant, entered the shared table", s)
+		}
 	}
 }
 
