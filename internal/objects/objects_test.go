@@ -156,7 +156,9 @@ func TestCachedObjectsShareRepeatedStrings(t *testing.T) {
 				Payload: &v1alpha1.EncryptedPayload{Algorithm: clone("AES-256-GCM"), KeyID: clone("key-1"), Ciphertext: "c"}},
 		}
 	}
-	same := func(a, b string) bool { return len(a) > 0 && len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b) }
+	same := func(a, b string) bool {
+		return len(a) > 0 && len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
+	}
 	a, _ := TrimForCache(version())
 	b, _ := TrimForCache(version())
 	va, vb := a.(*v1alpha1.SecretVersion), b.(*v1alpha1.SecretVersion)
