@@ -407,8 +407,10 @@ func KeepMark(from Set, plan []Write, gaining string) []Write {
 // Recover repairs a state an interrupted WritePlan left: when two versions hold AWSCURRENT and one
 // carries the newer mark, AWSCURRENT moves to it (AWSPREVIOUS following) as the plan intended.
 // marks holds the marked versions' numbers (higher is newer; a mark KeepMark left is older than
-// the mark of any move after it). It returns the repaired labels, or nil when there is nothing to
-// repair.
+// the mark of any move after it). Equal marks (two moves in the same nanosecond, or a clock that
+// went back) cannot tell which move came last: the greater version id takes AWSCURRENT, so every
+// reconcile and replica repairs alike instead of leaving two holders. It returns the repaired
+// labels, or nil when there is nothing to repair.
 func Recover(s Set, marks map[string]int64) Set {
 	var holders []string
 	for _, id := range s.ids() {
@@ -422,7 +424,7 @@ func Recover(s Set, marks map[string]int64) Set {
 	for i, id := range holders {
 		mine, marked := marks[id]
 		theirs, otherMarked := marks[holders[1-i]]
-		if marked && (!otherMarked || mine > theirs) {
+		if marked && (!otherMarked || mine > theirs || (mine == theirs && id > holders[1-i])) {
 			before := s.Clone()
 			before[id] = without(before[id], Current)
 			out, err := before.Move(Current, id, holders[1-i])

@@ -392,3 +392,22 @@ func TestKeepMarkDropsAnUnmarkOnlyWrite(t *testing.T) {
 		t.Fatalf("the write dropping AWSPENDING went missing: %+v", plan)
 	}
 }
+
+// Two AWSCURRENT holders with equal marks (moves in the same nanosecond, or a clock that went
+// back): the greater version id takes AWSCURRENT, whichever order the versions are seen in, so
+// every reconcile repairs alike; AWSPREVIOUS follows as after any move.
+func TestRecoverBreaksATieOfMarksByVersionID(t *testing.T) {
+	for _, state := range []Set{
+		set("a", L(Current), "b", L(Current)),
+		set("b", L(Current), "a", L(Current)),
+	} {
+		fixed := Recover(state, map[string]int64{"a": 5, "b": 5})
+		if want := set("a", L(Previous), "b", L(Current)); !reflect.DeepEqual(fixed, want) {
+			t.Fatalf("Recover(%v) with equal marks = %v, want %v", state, fixed, want)
+		}
+	}
+	// A newer mark still wins over a greater id.
+	if fixed := Recover(set("a", L(Current), "b", L(Current)), map[string]int64{"a": 6, "b": 5}); fixed.Holder(Current) != "a" {
+		t.Fatalf("the newer mark lost: %v", fixed)
+	}
+}
