@@ -140,11 +140,7 @@ func (r *ManagedSecretReconciler) Store() *store.Store {
 // labels name a ManagedSecret, the list goes through the index of its objects (not when the
 // reconciler reads the API server directly: its label selector does the selecting then).
 func (r *ManagedSecretReconciler) cachedList(namespace string, labels client.MatchingLabels) []client.ListOption {
-	opts := []client.ListOption{client.InNamespace(namespace), labels}
-	if uid := labels[v1alpha1.LabelManagedSecretUID]; r.indexed && uid != "" {
-		opts = append(opts, objects.OfManagedSecret(uid))
-	}
-	return opts
+	return objects.ListOfManagedSecret(namespace, labels[v1alpha1.LabelManagedSecretUID], labels, r.indexed)
 }
 
 // claim adds the finalizer and the stable secret id in one merge patch (touching no spec field,

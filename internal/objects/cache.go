@@ -201,3 +201,15 @@ func ManagedSecretUIDIndexers() toolscache.Indexers {
 func OfManagedSecret(uid string) client.MatchingFields {
 	return client.MatchingFields{IndexManagedSecretUID: uid}
 }
+
+// ListOfManagedSecret is the options of a list, in namespace, of the objects selector picks among
+// those of the ManagedSecret with uid; through IndexManagedSecretUID when the reader's cache has it
+// (indexed). The index keys objects under their namespace only, so such a list always names the
+// namespace: every list through the index is built here.
+func ListOfManagedSecret(namespace, uid string, selector client.ListOption, indexed bool) []client.ListOption {
+	opts := []client.ListOption{client.InNamespace(namespace), selector}
+	if indexed && uid != "" {
+		opts = append(opts, OfManagedSecret(uid))
+	}
+	return opts
+}

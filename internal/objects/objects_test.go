@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 )
@@ -236,5 +237,26 @@ func TestTheSharedTableIsBounded(t *testing.T) {
 	in.intern(long)
 	if in.len() != 0 {
 		t.Fatal("a long string entered the table")
+	}
+}
+
+// A list of one secret's objects always names the namespace (the index keys objects under it),
+// and goes through the index only when the reader has it.
+func TestListOfManagedSecret(t *testing.T) {
+	sel := client.MatchingLabels{v1alpha1.LabelManagedSecretUID: "u1"}
+	apply := func(opts []client.ListOption) *client.ListOptions {
+		o := &client.ListOptions{}
+		o.ApplyOptions(opts)
+		return o
+	}
+	indexed := apply(ListOfManagedSecret("team-a", "u1", sel, true))
+	if indexed.Namespace != "team-a" || indexed.FieldSelector == nil || indexed.FieldSelector.String() != IndexManagedSecretUID+"=u1" ||
+		indexed.LabelSelector.String() != v1alpha1.LabelManagedSecretUID+"=u1" {
+		t.Fatalf("indexed list: %+v", indexed)
+	}
+	for _, o := range []*client.ListOptions{apply(ListOfManagedSecret("team-a", "u1", sel, false)), apply(ListOfManagedSecret("team-a", "", sel, true))} {
+		if o.Namespace != "team-a" || o.FieldSelector != nil || o.LabelSelector == nil {
+			t.Fatalf("a list without the index: %+v", o)
+		}
 	}
 }

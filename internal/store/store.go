@@ -98,10 +98,8 @@ func (st *Store) LoadFresh(ctx context.Context, owner *v1alpha1.ManagedSecret) (
 
 func (st *Store) load(ctx context.Context, r client.Reader, owner *v1alpha1.ManagedSecret) (*Secret, error) {
 	sel := NotDeprecated().Add(labelIs(v1alpha1.LabelManagedSecretUID, string(owner.UID)))
-	opts := []client.ListOption{client.InNamespace(owner.Namespace), client.MatchingLabelsSelector{Selector: sel}}
-	if st.Indexed && r == client.Reader(st.Client) {
-		opts = append(opts, objects.OfManagedSecret(string(owner.UID)))
-	}
+	opts := objects.ListOfManagedSecret(owner.Namespace, string(owner.UID), client.MatchingLabelsSelector{Selector: sel},
+		st.Indexed && r == client.Reader(st.Client))
 	list := &v1alpha1.SecretVersionList{}
 	if err := r.List(ctx, list, opts...); err != nil {
 		return nil, err
