@@ -203,10 +203,15 @@ func TestBadRequestsNeverBlockTheSecret(t *testing.T) {
 	}
 	// Similar Events on one object are merged into a series, which keeps the first note.
 	waitEvent(t, ns, v1alpha1.ReasonRequestRefused, "deleted unanswered")
-	final := waitReady(t, ns, "victim", metav1.ConditionTrue, v1alpha1.ReasonReady)
-	if final.Status.CurrentVersionID == afterRotation.Status.CurrentVersionID {
-		t.Fatal("AWSCURRENT did not move to the put's version")
-	}
+	// The projected Secret is written before the status that names the new AWSCURRENT, and the
+	// status from before the put was Ready too: wait for the move rather than the first Ready.
+	eventually(t, "status names the put's version as AWSCURRENT", func() error {
+		if final := getMsec(t, ns, "victim"); final.Status.CurrentVersionID == afterRotation.Status.CurrentVersionID {
+			return fmt.Errorf("AWSCURRENT did not move to the put's version")
+		}
+		return nil
+	})
+	waitReady(t, ns, "victim", metav1.ConditionTrue, v1alpha1.ReasonReady)
 }
 
 // 2. Reading a version other than AWSCURRENT needs the confirmation on the ManagedSecret that
