@@ -234,12 +234,18 @@ func (k *KeyCustodian) rewrapAll(ctx context.Context, primary string, retiring b
 		remaining++
 		return nil
 	}
+	// The items share their maps, slices and payloads with the cache (a deep copy of every cached
+	// version each minute was most of a pass's garbage): only a version to re-wrap is copied.
 	versions := &v1alpha1.SecretVersionList{}
-	if err := k.Cache.List(ctx, versions); err != nil {
+	if err := k.Cache.List(ctx, versions, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, 0, 0, 0, err
 	}
 	for i := range versions.Items {
-		if err := one(&versions.Items[i]); err != nil {
+		v := &versions.Items[i]
+		if store.NeedsRewrap(v, primary) {
+			v = v.DeepCopy()
+		}
+		if err := one(v); err != nil {
 			return nil, 0, 0, 0, err
 		}
 	}

@@ -26,11 +26,11 @@ var secretSource atomic.Pointer[cache.Cache]
 var registerOnce sync.Once
 
 // registerMetrics adds the operator's metrics to controller-runtime's registry (served on the
-// metrics endpoint) once per process.
+// metrics endpoint) once per process; the per-secret series are written after them by
+// metricsOptions' handler.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		cs := append(metrics.Collectors(), metrics.SecretCollector{List: listSecretStates})
-		for _, c := range cs {
+		for _, c := range metrics.Collectors() {
 			if err := crmetrics.Registry.Register(c); err != nil {
 				var already prometheus.AlreadyRegisteredError
 				if !errors.As(err, &already) {

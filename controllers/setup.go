@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +29,7 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/envelope"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/keyring"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/kmsv2"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/metrics"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/metricsauth"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/objects"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rollout"
@@ -207,17 +211,37 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager,
 	return mgr, nil
 }
 
-// metricsOptions serves the metrics, with MetricsSecure behind the API server's authentication
-// and authorization (a TokenReview and a SubjectAccessReview per token, as controller-runtime's
-// filter; a self-signed certificate).
+// metricsOptions serves the metrics, the per-secret series after the registry's, with
+// MetricsSecure behind the API server's authentication and authorization (a TokenReview and a
+// SubjectAccessReview per token, as controller-runtime's filter; a self-signed certificate).
 func metricsOptions(o Options) metricsserver.Options {
-	opts := metricsserver.Options{BindAddress: o.MetricsAddr}
-	if o.MetricsSecure {
-		opts.SecureServing = true
-		opts.FilterProvider = metricsauth.FilterProvider
+	perSecret := metrics.SecretSeries{List: listSecretStates}
+	return metricsserver.Options{
+		BindAddress:   o.MetricsAddr,
+		SecureServing: o.MetricsSecure,
+		// The filter wraps the /metrics handler: the per-secret series are written there after
+		// the registry's, and with MetricsSecure the caller is checked first.
+		FilterProvider: func(cfg *rest.Config, httpClient *http.Client) (metricsserver.Filter, error) {
+			var auth metricsserver.Filter
+			if o.MetricsSecure {
+				var err error
+				if auth, err = metricsauth.FilterProvider(cfg, httpClient); err != nil {
+					return nil, err
+				}
+			}
+			return func(log logr.Logger, next http.Handler) (http.Handler, error) {
+				next = perSecret.Wrap(metricsPath, next)
+				if auth == nil {
+					return next, nil
+				}
+				return auth(log, next)
+			}, nil
+		},
 	}
-	return opts
 }
+
+// metricsPath is where controller-runtime serves the metrics.
+const metricsPath = "/metrics"
 
 // managerOptions configures the cache to hold only what the operator owns: Secrets, Jobs and
 // CronJobs are listed and watched only with the operator's label, never cluster-wide, and a read
