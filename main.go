@@ -20,6 +20,7 @@ import (
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/controllers"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/cli"
+	"github.com/kube-secrets-manager/kube-secrets-manager/internal/lazylog"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/memlimit"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/rotator"
 )
@@ -98,7 +99,7 @@ func runManager(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	ctrl.SetLogger(lazylog.Wrap(zap.New(zap.UseFlagOptions(&zapOpts))))
 	if limit := memlimit.Set(); limit > 0 {
 		ctrl.Log.Info("Go memory limit set from the container's memory limit", "bytes", limit, "share", memlimit.Share)
 	}
