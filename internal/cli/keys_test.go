@@ -202,7 +202,7 @@ func TestRetirementDoneAndRefusal(t *testing.T) {
 // operator's message as it changes and stops at the deadline with the last one.
 func TestWaitingForTheKeyStatus(t *testing.T) {
 	ctx := context.Background()
-	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme()).Build()
 	var errOut bytes.Buffer
 	a := &app{io: IO{Out: &bytes.Buffer{}, Err: &errOut}, timeout: 2 * time.Second}
 	s := &session{c: c, ns: "app", timeout: a.timeout}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,12 +27,14 @@ import (
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
 )
 
-var scheme = func() *runtime.Scheme {
+// scheme is built on first use: the plugin shares the manager's executable, whose heap it would
+// otherwise grow by a scheme it never uses.
+var scheme = sync.OnceValue(func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(s)
 	_ = v1alpha1.AddToScheme(s)
 	return s
-}()
+})
 
 // session is one command's connection to the cluster, in the namespace kubectl would use.
 type session struct {
@@ -59,7 +62,7 @@ func (a *app) connect() (*session, error) {
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = 50, 100
 	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	c, err := client.New(cfg, client.Options{Scheme: scheme()})
 	if err != nil {
 		return nil, err
 	}
