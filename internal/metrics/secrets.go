@@ -247,12 +247,38 @@ var gzipWriters = sync.Pool{New: func() any {
 	return w
 }}
 
+// acceptsGzip reads Accept-Encoding as RFC 9110 does: gzip (or x-gzip) is acceptable with a
+// q-value above zero ("q=0", "q=0.0" and "q=0.000" refuse it), and so is "*" unless gzip is named.
 func acceptsGzip(r *http.Request) bool {
+	named, wildcard := false, false
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.ReplaceAll(params, " ", "") != "q=0" {
-			return true
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		coding = strings.ToLower(strings.TrimSpace(coding))
+		accepted := qualityAboveZero(params)
+		switch coding {
+		case "gzip", "x-gzip":
+			if accepted {
+				return true
+			}
+			named = true
+		case "*":
+			wildcard = wildcard || accepted
 		}
 	}
-	return false
+	return wildcard && !named
+}
+
+// qualityAboveZero reports whether an Accept-Encoding entry's parameters leave its q-value above
+// zero; no q means 1, and a q that is not a number is ignored as the RFC's grammar allows only
+// numbers there.
+func qualityAboveZero(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		name, value, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if !strings.EqualFold(strings.TrimSpace(name), "q") {
+			continue
+		}
+		q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		return err != nil || q > 0
+	}
+	return true
 }

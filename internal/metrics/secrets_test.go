@@ -221,3 +221,38 @@ func (badCollector) Describe(chan<- *prometheus.Desc) {}
 func (badCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.NewInvalidMetric(prometheus.NewDesc("bad", "bad", nil, nil), io.ErrUnexpectedEOF)
 }
+
+// A client that refuses gzip with any spelling of a zero q-value gets the plain text; "*" accepts
+// gzip unless gzip itself is refused.
+func TestAcceptsGzipReadsQValues(t *testing.T) {
+	for _, c := range []struct {
+		header string
+		want   bool
+	}{
+		{"", false},
+		{"gzip", true},
+		{"GZIP", true},
+		{"x-gzip", true},
+		{"identity, gzip;q=0.5", true},
+		{"gzip;q=1.0", true},
+		{"gzip;q=0", false},
+		{"gzip; q=0", false},
+		{"gzip;q=0.0", false},
+		{"gzip;q=0.000", false},
+		{"gzip;Q=0", false},
+		{"deflate, br", false},
+		{"*", true},
+		{"*;q=0", false},
+		{"*, gzip;q=0", false},
+		{"gzip;q=0, *", false},
+		{"identity;q=0, *;q=0.1", true},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if c.header != "" {
+			r.Header.Set("Accept-Encoding", c.header)
+		}
+		if got := acceptsGzip(r); got != c.want {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", c.header, got, c.want)
+		}
+	}
+}
