@@ -23,7 +23,9 @@ import (
 func TestCachedListsUseTheUIDIndex(t *testing.T) {
 	ctx := context.Background()
 	nsA, nsB := newNamespace(t), newNamespace(t)
-	uid, other := string(uuid.NewUUID()), string(uuid.NewUUID())
+	// other shares uid's index bucket (its first two characters): the list must still hold uid's only.
+	uid := string(uuid.NewUUID())
+	other := uid[:2] + string(uuid.NewUUID())[2:]
 	for _, s := range []struct{ ns, name, owner string }{
 		{nsA, "one", uid}, {nsA, "two", uid}, {nsA, "someone-else", other}, {nsB, "elsewhere", uid},
 	} {

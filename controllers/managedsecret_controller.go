@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -140,7 +141,7 @@ func (r *ManagedSecretReconciler) Store() *store.Store {
 // labels name a ManagedSecret, the list goes through the index of its objects (not when the
 // reconciler reads the API server directly: its label selector does the selecting then).
 func (r *ManagedSecretReconciler) cachedList(namespace string, labels client.MatchingLabels) []client.ListOption {
-	return objects.ListOfManagedSecret(namespace, labels[v1alpha1.LabelManagedSecretUID], labels, r.indexed)
+	return objects.ListOfManagedSecret(namespace, labels[v1alpha1.LabelManagedSecretUID], k8slabels.SelectorFromSet(k8slabels.Set(labels)), r.indexed)
 }
 
 // claim adds the finalizer and the stable secret id in one merge patch (touching no spec field,

@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -122,11 +123,16 @@ func TestManagedSecretUIDIndex(t *testing.T) {
 	if index == nil {
 		t.Fatalf("no indexer under the name controller-runtime's cache reader looks up: %v", indexers)
 	}
-	labelled := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a",
-		Labels: map[string]string{v1alpha1.LabelManagedSecretUID: "u1"}}}
-	// One key, in the object's namespace only: no second key under "all namespaces".
-	if got, err := index(labelled); err != nil || len(got) != 1 || got[0] != "team-a/u1" {
-		t.Fatalf("keys of a labelled object: %v, %v", got, err)
+	labelled := func(uid string) *metav1.PartialObjectMetadata {
+		return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a",
+			Labels: map[string]string{v1alpha1.LabelManagedSecretUID: uid}}}
+	}
+	// One key, in the object's namespace only (no second key under "all namespaces"), and only
+	// the uid's bucket: objects of uids that share it share one index set.
+	for uid, want := range map[string]string{"3f2a9c1e-0b7d-4e55-9a61-2c8d7e4f1a90": "team-a/3f", "u": "team-a/u"} {
+		if got, err := index(labelled(uid)); err != nil || len(got) != 1 || got[0] != want {
+			t.Fatalf("keys of an object labelled %q: %v, %v; want %s", uid, got, err, want)
+		}
 	}
 	if got, err := index(&batchv1.Job{}); err != nil || got != nil {
 		t.Fatalf("keys of an unlabelled object: %v, %v", got, err)
@@ -134,7 +140,7 @@ func TestManagedSecretUIDIndex(t *testing.T) {
 	if _, err := index("not an object"); err == nil {
 		t.Fatal("a non-object was indexed")
 	}
-	if f := OfManagedSecret("u1"); f[IndexManagedSecretUID] != "u1" || len(f) != 1 {
+	if f := OfManagedSecret("3f2a9c1e-0b7d-4e55-9a61-2c8d7e4f1a90"); f[IndexManagedSecretUID] != "3f" || len(f) != 1 {
 		t.Fatalf("selector: %v", f)
 	}
 }
@@ -240,23 +246,37 @@ func TestTheSharedTableIsBounded(t *testing.T) {
 	}
 }
 
-// A list of one secret's objects always names the namespace (the index keys objects under it),
-// and goes through the index only when the reader has it.
+// A list of one secret's objects always names the namespace (the index keys objects under it) and
+// requires the exact uid (the index keys only a bucket of it), and goes through the index only when
+// the reader has it.
 func TestListOfManagedSecret(t *testing.T) {
-	sel := client.MatchingLabels{v1alpha1.LabelManagedSecretUID: "u1"}
+	const uid = "3f2a9c1e-0b7d-4e55-9a61-2c8d7e4f1a90"
+	sel := labels.SelectorFromSet(labels.Set{"app": "x"})
 	apply := func(opts []client.ListOption) *client.ListOptions {
 		o := &client.ListOptions{}
 		o.ApplyOptions(opts)
 		return o
 	}
-	indexed := apply(ListOfManagedSecret("team-a", "u1", sel, true))
-	if indexed.Namespace != "team-a" || indexed.FieldSelector == nil || indexed.FieldSelector.String() != IndexManagedSecretUID+"=u1" ||
-		indexed.LabelSelector.String() != v1alpha1.LabelManagedSecretUID+"=u1" {
+	indexed := apply(ListOfManagedSecret("team-a", uid, sel, true))
+	if indexed.Namespace != "team-a" || indexed.FieldSelector == nil || indexed.FieldSelector.String() != IndexManagedSecretUID+"=3f" {
 		t.Fatalf("indexed list: %+v", indexed)
 	}
-	for _, o := range []*client.ListOptions{apply(ListOfManagedSecret("team-a", "u1", sel, false)), apply(ListOfManagedSecret("team-a", "", sel, true))} {
-		if o.Namespace != "team-a" || o.FieldSelector != nil || o.LabelSelector == nil {
-			t.Fatalf("a list without the index: %+v", o)
-		}
+	sameBucket := labels.Set{"app": "x", v1alpha1.LabelManagedSecretUID: uid[:len(uid)-1] + "1"}
+	if !indexed.LabelSelector.Matches(labels.Set{"app": "x", v1alpha1.LabelManagedSecretUID: uid}) ||
+		indexed.LabelSelector.Matches(sameBucket) || indexed.LabelSelector.Matches(labels.Set{v1alpha1.LabelManagedSecretUID: uid}) {
+		t.Fatalf("the indexed list's selector %q does not require both the caller's labels and the exact uid", indexed.LabelSelector)
+	}
+	if o := apply(ListOfManagedSecret("team-a", uid, sel, false)); o.Namespace != "team-a" || o.FieldSelector != nil ||
+		!o.LabelSelector.Matches(labels.Set{"app": "x", v1alpha1.LabelManagedSecretUID: uid}) || o.LabelSelector.Matches(sameBucket) {
+		t.Fatalf("a list without the index: %+v", o)
+	}
+	if o := apply(ListOfManagedSecret("team-a", "", sel, true)); o.Namespace != "team-a" || o.FieldSelector != nil || o.LabelSelector.String() != "app=x" {
+		t.Fatalf("a list of no one secret: %+v", o)
+	}
+	// A uid that is no label value selects nothing, at the API server too (not the empty selector).
+	bad := apply(ListOfManagedSecret("team-a", "not a label value!", sel, true))
+	if bad.FieldSelector != nil || bad.LabelSelector.String() == "" || bad.LabelSelector.Matches(labels.Set{v1alpha1.LabelManagedSecretUID: "x"}) ||
+		bad.LabelSelector.Matches(labels.Set{}) {
+		t.Fatalf("a list of an invalid uid: %+v", bad)
 	}
 }

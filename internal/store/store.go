@@ -23,8 +23,6 @@ import (
 	"github.com/google/uuid"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
@@ -97,9 +95,7 @@ func (st *Store) LoadFresh(ctx context.Context, owner *v1alpha1.ManagedSecret) (
 }
 
 func (st *Store) load(ctx context.Context, r client.Reader, owner *v1alpha1.ManagedSecret) (*Secret, error) {
-	sel := NotDeprecated().Add(labelIs(v1alpha1.LabelManagedSecretUID, string(owner.UID)))
-	opts := objects.ListOfManagedSecret(owner.Namespace, string(owner.UID), client.MatchingLabelsSelector{Selector: sel},
-		st.Indexed && r == client.Reader(st.Client))
+	opts := objects.ListOfManagedSecret(owner.Namespace, string(owner.UID), NotDeprecated(), st.Indexed && r == client.Reader(st.Client))
 	list := &v1alpha1.SecretVersionList{}
 	if err := r.List(ctx, list, opts...); err != nil {
 		return nil, err
@@ -419,14 +415,6 @@ func (s *Secret) DeleteAll(ctx context.Context) (int, error) {
 	s.versions = nil
 	s.st.prunes.checked(s.owner.UID, time.Time{}) // forgotten
 	return len(left.Items), nil
-}
-
-func labelIs(key, value string) labels.Requirement {
-	req, err := labels.NewRequirement(key, selection.Equals, []string{value})
-	if err != nil {
-		panic(err)
-	}
-	return *req
 }
 
 // CheckToken enforces AWS's ClientRequestToken rules.
