@@ -90,8 +90,9 @@ func (r *ManagedSecretReconciler) readSecret(ctx context.Context, key types.Name
 // resourceVersion whose data the operator wrote or compared last, the AWSCURRENT version's
 // resourceVersion it was rendered from, and the ManagedSecret's generation. While the cache shows
 // the same, the projection is known to be what the operator put there and neither a GET nor a
-// decryption is needed; any change by anyone moves a resourceVersion. The proof is also kept in
-// status.projection, so a restarted operator does not read every Secret again.
+// decryption is needed; any change by anyone moves a resourceVersion. The proof is kept here only
+// until a status write carries it to status.projection (which a restarted operator reads too), so
+// memory holds only the proofs no status change has written yet, not one per secret.
 type verifiedSecrets struct{ m sync.Map }
 
 func (v *verifiedSecrets) ok(uid types.UID, resourceVersion string) bool {

@@ -196,6 +196,10 @@ func (r *ManagedSecretReconciler) patchStatus(ctx context.Context, s *scope, res
 	if apierrors.IsConflict(err) {
 		return true, nil
 	}
+	if err == nil && s.proof != nil {
+		// status.projection holds the proof now: memory need not repeat it for every secret.
+		r.verified.forget(s.proofSecret)
+	}
 	return false, client.IgnoreNotFound(err)
 }
 

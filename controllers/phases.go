@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/stages"
 	"github.com/kube-secrets-manager/kube-secrets-manager/internal/store"
@@ -26,8 +28,9 @@ type scope struct {
 	// rotated marks a rotation finished in this reconcile (its Event also stands for the
 	// projection of the new value).
 	rotated bool
-	// proof is what the projected Secret was proven to hold (projection.go).
-	proof *v1alpha1.ProjectionStatus
+	// proof is what the projected Secret (uid proofSecret) was proven to hold (projection.go).
+	proof       *v1alpha1.ProjectionStatus
+	proofSecret types.UID
 	// rot is set by loadRotation when a RotationPolicy is attached; schedulable when it can run.
 	rot         *rotationScope
 	schedulable bool

@@ -112,9 +112,9 @@ func (r *ManagedSecretReconciler) openCurrentUnlessProjected(ctx context.Context
 	if err != nil {
 		return r.openCurrent(ctx, s) // reports the broken labels
 	}
-	if proof := r.projectionProof(ctx, s, v); proof != nil {
+	if proof, secret := r.projectionProof(ctx, s, v); proof != nil {
 		s.currentID, s.currentCreated = v.Spec.VersionID, v.CreationTimestamp.Time
-		s.proof = proof
+		s.proof, s.proofSecret = proof, secret
 		return nil
 	}
 	if res := r.openCurrent(ctx, s); res != nil {
@@ -125,36 +125,41 @@ func (r *ManagedSecretReconciler) openCurrentUnlessProjected(ctx context.Context
 }
 
 // projectionProof returns the proof that the projected Secret holds version v as the operator
-// wrote it for this generation, from memory or from status.projection, or nil. Projections with
-// includePrevious are always rendered (they depend on a second version).
-func (r *ManagedSecretReconciler) projectionProof(ctx context.Context, s *scope, v *v1alpha1.SecretVersion) *v1alpha1.ProjectionStatus {
+// wrote it for this generation, from status.projection or from memory, and that Secret's uid; or
+// nil. Projections with includePrevious are always rendered (they depend on a second version).
+func (r *ManagedSecretReconciler) projectionProof(ctx context.Context, s *scope, v *v1alpha1.SecretVersion) (*v1alpha1.ProjectionStatus, types.UID) {
 	if t := s.msec.Spec.Target; t != nil && t.IncludePrevious != nil && *t.IncludePrevious {
-		return nil
+		return nil, ""
 	}
 	meta, err := r.cachedSecretMeta(ctx, types.NamespacedName{Namespace: s.msec.Namespace, Name: targetName(s.msec)})
 	if err != nil || meta == nil || !isControlledBy(meta, s.msec) || meta.Annotations[objects.AnnotationVersionID] != v.Spec.VersionID {
-		return nil
+		return nil, ""
 	}
 	want := v1alpha1.ProjectionStatus{SecretResourceVersion: meta.ResourceVersion, VersionResourceVersion: v.ResourceVersion, Generation: s.msec.Generation}
-	if p, ok := r.verified.get(meta.UID); ok && p == want {
-		return &want
-	}
 	if p := s.before.Projection; p != nil && *p == want {
-		r.verified.set(meta.UID, want)
-		return &want
+		return &want, meta.UID
 	}
-	return nil
+	if p, ok := r.verified.get(meta.UID); ok && p == want {
+		return &want, meta.UID
+	}
+	return nil, ""
+}
+
+// provenInStatus reports whether status.projection proves the projected Secret unchanged at
+// resourceVersion since the operator wrote or compared it.
+func provenInStatus(st *v1alpha1.ManagedSecretStatus, resourceVersion string) bool {
+	return st.Projection != nil && st.Projection.SecretResourceVersion == resourceVersion
 }
 
 // prove records that the projected Secret (uid, at resourceVersion) holds the AWSCURRENT version
-// as rendered for this generation.
+// as rendered for this generation: in memory until a status write carries it (patchStatus).
 func (r *ManagedSecretReconciler) prove(s *scope, uid types.UID, resourceVersion string) {
 	p := v1alpha1.ProjectionStatus{SecretResourceVersion: resourceVersion, Generation: s.msec.Generation}
 	if v := s.sec.Version(s.currentID); v != nil {
 		p.VersionResourceVersion = v.ResourceVersion
 	}
 	r.verified.set(uid, p)
-	s.proof = &p
+	s.proof, s.proofSecret = &p, uid
 }
 
 // currentValue is the AWSCURRENT value, decrypted on first use when openCurrentUnlessProjected
@@ -192,7 +197,8 @@ func (r *ManagedSecretReconciler) readTarget(ctx context.Context, s *scope, desi
 		}
 	case !isControlledBy(meta, s.msec):
 		return nil, nil, conflict()
-	case meta.Annotations[objects.AnnotationProjection] == desired.Annotations[objects.AnnotationProjection] && r.verified.ok(meta.UID, meta.ResourceVersion):
+	case meta.Annotations[objects.AnnotationProjection] == desired.Annotations[objects.AnnotationProjection] &&
+		(provenInStatus(s.before, meta.ResourceVersion) || r.verified.ok(meta.UID, meta.ResourceVersion)):
 		return nil, meta, nil
 	}
 	// The whole object, managed fields included: a crash between a create and its ownership
