@@ -340,16 +340,28 @@ func (r *ManagedSecretReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.AnnotationChangedPredicate{},
 			deletionPredicate{},
 		))).
-		Owns(&v1alpha1.SecretVersion{}).
+		Watches(&v1alpha1.SecretVersion{}, handler.EnqueueRequestsFromMapFunc(controllingManagedSecret)).
 		// A version a restore brought back is owned by no live object (or by the old UID): it
 		// wakes the ManagedSecret of its name, which adopts it (restore.go).
 		Watches(&v1alpha1.SecretVersion{}, handler.EnqueueRequestsFromMapFunc(restoredVersionToManagedSecret), builder.WithPredicates(predicate.NewPredicateFuncs(orphanVersion))).
-		Owns(&corev1.Secret{}, builder.OnlyMetadata).
-		Owns(&batchv1.CronJob{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(controllingManagedSecret), builder.OnlyMetadata).
+		Watches(&batchv1.CronJob{}, handler.EnqueueRequestsFromMapFunc(controllingManagedSecret)).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(jobToManagedSecret)).
 		Watches(&v1alpha1.RotationPolicy{}, handler.EnqueueRequestsFromMapFunc(r.policyToManagedSecrets)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// controllingManagedSecret wakes the ManagedSecret that controls an object (versions, projected
+// and material Secrets, CronJobs). It does what Owns' handler does without asking the REST mapper,
+// on every event, whether the owner's kind is namespaced (a ManagedSecret always is): those
+// lookups made about a sixteenth of the operator's allocations while secrets were created.
+func controllingManagedSecret(_ context.Context, o client.Object) []reconcile.Request {
+	name, ok := objects.ControllingManagedSecret(o)
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
 }
 
 // deletionPredicate passes updates that start a deletion.

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kube-secrets-manager/kube-secrets-manager/api/v1alpha1"
 )
@@ -132,6 +133,20 @@ func OwnedLabels(msec *v1alpha1.ManagedSecret, role string) map[string]string {
 		l[v1alpha1.LabelRole] = role
 	}
 	return l
+}
+
+// ControllingManagedSecret is the name of the ManagedSecret obj's controller owner reference
+// names (in obj's namespace), if it names one of this API group: whom an event on obj wakes.
+func ControllingManagedSecret(obj metav1.Object) (string, bool) {
+	c := metav1.GetControllerOfNoCopy(obj)
+	if c == nil || c.Kind != "ManagedSecret" || c.Name == "" {
+		return "", false
+	}
+	gv, err := schema.ParseGroupVersion(c.APIVersion)
+	if err != nil || gv.Group != v1alpha1.GroupVersion.Group {
+		return "", false
+	}
+	return c.Name, true
 }
 
 // IsControlledBy reports whether obj's controller owner reference is the ManagedSecret (by UID):

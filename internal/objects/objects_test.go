@@ -280,3 +280,34 @@ func TestListOfManagedSecret(t *testing.T) {
 		t.Fatalf("a list of an invalid uid: %+v", bad)
 	}
 }
+
+// An event on an object wakes the ManagedSecret its controller reference names, and only one of
+// this API group: not a plain owner, nor a kind of the same name elsewhere.
+func TestControllingManagedSecret(t *testing.T) {
+	yes, no := true, false
+	ref := func(apiVersion, kind, name string, controller *bool) metav1.OwnerReference {
+		return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: "u1", Controller: controller}
+	}
+	ours := v1alpha1.GroupVersion.String()
+	for _, tc := range []struct {
+		name   string
+		owners []metav1.OwnerReference
+		want   string
+	}{
+		{"controller ManagedSecret", []metav1.OwnerReference{ref(ours, "ManagedSecret", "db", &yes)}, "db"},
+		{"another version of the group", []metav1.OwnerReference{ref(v1alpha1.GroupVersion.Group+"/v1", "ManagedSecret", "db", &yes)}, "db"},
+		{"after a plain owner", []metav1.OwnerReference{ref("v1", "ConfigMap", "x", &no), ref(ours, "ManagedSecret", "db", &yes)}, "db"},
+		{"owner, not controller", []metav1.OwnerReference{ref(ours, "ManagedSecret", "db", &no)}, ""},
+		{"no owner", nil, ""},
+		{"same kind, other group", []metav1.OwnerReference{ref("example.com/v1", "ManagedSecret", "db", &yes)}, ""},
+		{"other kind", []metav1.OwnerReference{ref(ours, "RotationPolicy", "db", &yes)}, ""},
+		{"unparsable apiVersion", []metav1.OwnerReference{ref("a/b/c", "ManagedSecret", "db", &yes)}, ""},
+		{"no name", []metav1.OwnerReference{ref(ours, "ManagedSecret", "", &yes)}, ""},
+	} {
+		obj := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", OwnerReferences: tc.owners}}
+		got, ok := ControllingManagedSecret(obj)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("%s: got %q, %v; want %q", tc.name, got, ok, tc.want)
+		}
+	}
+}
