@@ -159,7 +159,11 @@ func (r *ManagedSecretReconciler) claim(ctx context.Context, msec *v1alpha1.Mana
 		}
 		msec.Annotations[v1alpha1.AnnotationSecretID] = string(msec.UID)
 	}
-	err := r.Patch(ctx, msec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	patch, err := claimPatch(orig, msec)
+	if err != nil {
+		return false, err
+	}
+	err = r.Patch(ctx, msec, patch)
 	if apierrors.IsConflict(err) {
 		return true, nil
 	}
@@ -190,9 +194,15 @@ func (r *ManagedSecretReconciler) patchStatus(ctx context.Context, s *scope, res
 	if s.proof != nil {
 		status.Projection = s.proof
 	}
-	orig := s.msec.DeepCopy()
+	// The base is the status as last read or returned by a write in this reconcile, as
+	// MergeFrom's would be.
+	base := s.msec.Status.DeepCopy()
 	s.msec.Status = status
-	err := r.Status().Patch(ctx, s.msec, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	patch, err := statusPatch(base, s.msec)
+	if err != nil {
+		return false, err
+	}
+	err = r.Status().Patch(ctx, s.msec, patch)
 	if apierrors.IsConflict(err) {
 		return true, nil
 	}
