@@ -2,9 +2,11 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -26,6 +28,44 @@ func grantRole(t *testing.T, ns, kind, name string, rules []rbacv1.PolicyRule) {
 	}
 	if err := k8s.Create(ctx, binding); err != nil {
 		t.Fatal(err)
+	}
+	waitForGrant(t, ns, kind, name, rules)
+}
+
+// waitForGrant waits until every verb the rules grant a user (or a group) in ns is allowed: the
+// API server's authorizer reads roles from its own cache, so a request made at once may be refused
+// for a grant it has not seen yet.
+func waitForGrant(t *testing.T, ns, kind, name string, rules []rbacv1.PolicyRule) {
+	t.Helper()
+	ctx := context.Background()
+	for _, rule := range rules {
+		for _, group := range rule.APIGroups {
+			for _, resource := range rule.Resources {
+				for _, verb := range rule.Verbs {
+					res, sub, _ := strings.Cut(resource, "/")
+					attrs := &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: group, Resource: res, Subresource: sub}
+					if len(rule.ResourceNames) > 0 {
+						attrs.Name = rule.ResourceNames[0]
+					}
+					spec := authorizationv1.SubjectAccessReviewSpec{ResourceAttributes: attrs}
+					if kind == rbacv1.GroupKind {
+						spec.User, spec.Groups = "someone", []string{name}
+					} else {
+						spec.User = name
+					}
+					eventually(t, fmt.Sprintf("%s %s may %s %s", kind, name, verb, resource), func() error {
+						sar := &authorizationv1.SubjectAccessReview{Spec: spec}
+						if err := k8s.Create(ctx, sar); err != nil {
+							return err
+						}
+						if !sar.Status.Allowed {
+							return fmt.Errorf("not allowed yet: %s", sar.Status.Reason)
+						}
+						return nil
+					})
+				}
+			}
+		}
 	}
 }
 

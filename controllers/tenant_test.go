@@ -44,6 +44,7 @@ func tenantClient(t *testing.T, ns, user string, rules ...rbacv1.PolicyRule) cli
 			t.Fatal(err)
 		}
 	}
+	waitForGrant(t, ns, rbacv1.UserKind, user, rules)
 	c := rest.CopyConfig(cfg)
 	c.Impersonate = rest.ImpersonationConfig{UserName: user}
 	cl, err := client.New(c, client.Options{Scheme: Scheme()})
