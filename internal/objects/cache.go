@@ -225,7 +225,7 @@ func OfManagedSecret(uid string) client.MatchingFields {
 // their namespace and a bucket of their uid, so such a list always names the namespace and
 // requires the exact uid: every list through the index is built here.
 func ListOfManagedSecret(namespace, uid string, selector labels.Selector, indexed bool) []client.ListOption {
-	if uid != "" {
+	if v, ok := selector.RequiresExactMatch(v1alpha1.LabelManagedSecretUID); uid != "" && (!ok || v != uid) {
 		req, err := labels.NewRequirement(v1alpha1.LabelManagedSecretUID, selection.Equals, []string{uid})
 		if err != nil {
 			// Not a label value (the API server's uids always are): select nothing, in the cache

@@ -270,6 +270,11 @@ func TestListOfManagedSecret(t *testing.T) {
 		!o.LabelSelector.Matches(labels.Set{"app": "x", v1alpha1.LabelManagedSecretUID: uid}) || o.LabelSelector.Matches(sameBucket) {
 		t.Fatalf("a list without the index: %+v", o)
 	}
+	// A selector that already requires the uid (the controllers' lists) does not get it twice.
+	own := labels.SelectorFromSet(labels.Set{"app": "x", v1alpha1.LabelManagedSecretUID: uid})
+	if o := apply(ListOfManagedSecret("team-a", uid, own, true)); o.LabelSelector.String() != own.String() {
+		t.Fatalf("a selector already requiring the uid became %q, want %q", o.LabelSelector, own)
+	}
 	if o := apply(ListOfManagedSecret("team-a", "", sel, true)); o.Namespace != "team-a" || o.FieldSelector != nil || o.LabelSelector.String() != "app=x" {
 		t.Fatalf("a list of no one secret: %+v", o)
 	}
