@@ -195,10 +195,10 @@ func (r *ManagedSecretReconciler) patchStatus(ctx context.Context, s *scope, res
 		status.Projection = s.proof
 	}
 	// The base is the status as last read or returned by a write in this reconcile, as
-	// MergeFrom's would be.
-	base := s.msec.Status.DeepCopy()
+	// MergeFrom's would be; the new status replaces it whole, so a shallow copy keeps it intact.
+	base := s.msec.Status
 	s.msec.Status = status
-	patch, err := statusPatch(base, s.msec)
+	patch, err := statusPatch(&base, s.msec)
 	if err != nil {
 		return false, err
 	}
